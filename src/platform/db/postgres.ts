@@ -1,0 +1,94 @@
+// Server adapter: PostgreSQL through a pg connection pool.
+import pg from 'pg';
+import { sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { AppError } from '../../errors.js';
+import { APP_ROLE, withTimeout, type Db, type Querier } from './db.js';
+import { pgError } from './errors.js';
+
+export interface PostgresOptions {
+  url: string;
+  poolSize: number;
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+  onPoolError?: (err: Error) => void;
+}
+
+// The tenant a pooled connection is currently scoped to (session level). Reads skip the
+// set_config round trip when it already matches; every checkout goes through scope(), so a
+// connection is never used with another tenant's setting.
+const SCOPE = Symbol('carebase.tenant');
+type ScopedClient = pg.PoolClient & { [SCOPE]?: string };
+
+export async function createPostgresDb(o: PostgresOptions): Promise<Db> {
+  const pool = new pg.Pool({
+    connectionString: o.url,
+    max: o.poolSize,
+    connectionTimeoutMillis: o.connectTimeoutMs,
+    statement_timeout: o.statementTimeoutMs,
+    idle_in_transaction_session_timeout: Math.max(o.statementTimeoutMs * 2, 10_000),
+    application_name: 'carebase',
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', (err) => o.onPoolError?.(err));
+
+  async function checkout(tenantId: string): Promise<ScopedClient> {
+    const client: ScopedClient = await pool.connect();
+    if (client[SCOPE] === tenantId) return client;
+    try {
+      await client.query("select set_config('role', $1, false), set_config('app.tenant_id', $2, false)", [APP_ROLE, tenantId]);
+      client[SCOPE] = tenantId;
+      return client;
+    } catch (err) {
+      client.release(err as Error);
+      throw err;
+    }
+  }
+
+  async function run<T>(tenantId: string, inTx: boolean, fn: (q: Querier) => Promise<T>): Promise<T> {
+    const client = await checkout(tenantId);
+    let broken: Error | undefined;
+    try {
+      const db = drizzle({ client });
+      if (!inTx) return await fn(db as unknown as Querier);
+      return await db.transaction(async (tx) => {
+        // The tenant is already set for the session; setting it locally too keeps the rule
+        // "every transaction sets its tenant" true even if session state were ever lost.
+        await tx.execute(sql`select set_config('app.tenant_id', ${tenantId}, true)`);
+        return fn(tx as unknown as Querier);
+      });
+    } catch (err) {
+      // A statement error (SQLSTATE) or one of ours leaves the connection usable; anything else
+      // (connection lost, protocol error) leaves its session state unknown: discard it.
+      if (!pgError(err) && !(err instanceof AppError)) broken = err instanceof Error ? err : new Error(String(err));
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  return {
+    kind: 'postgres',
+    read: (tenantId, fn) => run(tenantId, false, fn),
+    tx: (tenantId, fn) => run(tenantId, true, fn),
+    async withOwner(fn) {
+      const client = new pg.Client({ connectionString: o.url, connectionTimeoutMillis: o.connectTimeoutMs, application_name: 'carebase-owner' });
+      await client.connect();
+      try {
+        return await fn({
+          exec: async (text) => void (await client.query(text)),
+          query: async <T extends Record<string, unknown>>(text: string, params?: unknown[]) =>
+            (await client.query<T>(text, params)).rows,
+        });
+      } finally {
+        await client.end();
+      }
+    },
+    async ping(timeoutMs) {
+      await withTimeout(pool.query('select 1'), timeoutMs, 'database ping');
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
