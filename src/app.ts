@@ -1,0 +1,50 @@
+// buildApp(deps): the HTTP application. It registers plugins and routes and never listens.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Deps } from './container.js';
+import { locationsRoutes } from './features/locations/locations.routes.js';
+import { patientsRoutes } from './features/patients/patients.routes.js';
+import { providersRoutes } from './features/providers/providers.routes.js';
+import { registerAuth } from './http/auth.js';
+import { registerErrorHandling } from './http/error-handler.js';
+import { healthRoutes } from './http/health.routes.js';
+import { jwksRoutes } from './http/jwks.routes.js';
+import { registerOpenApi } from './http/openapi.js';
+import { registerRequestContext, requestIdOf } from './http/request-context.js';
+import { coercingAjv, strictAjv } from './platform/validation.js';
+
+export const API_VERSION = '1.0.0';
+
+export async function buildApp(deps: Deps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }), // one line per request, written by request-context
+    genReqId: requestIdOf,
+    bodyLimit: deps.config.bodyLimitBytes,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Bodies are validated without coercion; query strings, params and headers are strings and are coerced.
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema));
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+
+  registerErrorHandling(app);
+  registerRequestContext(app);
+  registerAuth(app, deps.verify, deps.tenants);
+  await registerOpenApi(app, API_VERSION);
+
+  app.get(
+    '/v1/openapi.json',
+    { config: { public: true }, schema: { tags: ['meta'], summary: 'This OpenAPI 3.1 document', response: { 200: Type.Object({}, { additionalProperties: true }) } } },
+    async () => app.swagger(),
+  );
+  await app.register(healthRoutes(deps));
+  if (deps.devIssuer) await app.register(jwksRoutes(deps.devIssuer));
+  await app.register(patientsRoutes(deps));
+  await app.register(providersRoutes(deps));
+  await app.register(locationsRoutes(deps));
+  return app;
+}

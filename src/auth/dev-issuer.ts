@@ -1,0 +1,58 @@
+// The development token issuer: an ES256 key pair kept in DATA_DIR so tokens survive restarts.
+// Used only when AUTH_JWKS_URL is unset, and config refuses that combination in production.
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type CryptoKey } from 'jose';
+import type { Role } from './principal.js';
+
+export interface DevIssuer {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly publicJwks: { keys: JWK[] };
+  sign(claims: DevTokenClaims, ttlSeconds?: number): Promise<string>;
+}
+
+export interface DevTokenClaims {
+  sub: string;
+  tenant: string;
+  roles: Role[];
+  patientId?: string;
+}
+
+const ALG = 'ES256';
+
+export async function loadDevIssuer(keyDir: string, issuer: string, audience: string): Promise<DevIssuer> {
+  const file = join(keyDir, 'signing-key.jwk.json');
+  let privateJwk: JWK;
+  if (existsSync(file)) {
+    privateJwk = JSON.parse(readFileSync(file, 'utf8')) as JWK;
+  } else {
+    const { privateKey } = await generateKeyPair(ALG, { extractable: true });
+    privateJwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: ALG, use: 'sig' };
+    mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+    // 'wx' fails if another process created the key meanwhile; then use theirs.
+    try {
+      writeFileSync(file, JSON.stringify(privateJwk), { mode: 0o600, flag: 'wx' });
+    } catch {
+      privateJwk = JSON.parse(readFileSync(file, 'utf8')) as JWK;
+    }
+  }
+  const { d: _d, ...publicJwk } = privateJwk;
+  const key = (await importJWK(privateJwk, ALG)) as CryptoKey;
+  return {
+    issuer,
+    audience,
+    publicJwks: { keys: [publicJwk] },
+    async sign(c, ttlSeconds = 3600) {
+      return new SignJWT({ tenant: c.tenant, roles: c.roles, ...(c.patientId ? { patient_id: c.patientId } : {}) })
+        .setProtectedHeader({ alg: ALG, kid: privateJwk.kid!, typ: 'JWT' })
+        .setSubject(c.sub)
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setIssuedAt()
+        .setExpirationTime(`${ttlSeconds}s`)
+        .sign(key);
+    },
+  };
+}

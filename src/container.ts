@@ -1,0 +1,44 @@
+// Builds the adapters once, from the config, and hands them down. close() shuts them in reverse.
+import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
+import { loadDevIssuer, type DevIssuer } from './auth/dev-issuer.js';
+import { createVerifier, type Verifier } from './auth/verifier.js';
+import type { Config } from './config.js';
+import { createTenantDirectory, type TenantDirectory } from './features/tenants/tenants.service.js';
+import { createDb } from './platform/db/index.js';
+import type { Db } from './platform/db/db.js';
+import { safeError, type Logger } from './platform/log.js';
+
+export interface Deps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly db: Db;
+  readonly tenants: TenantDirectory;
+  readonly verify: Verifier;
+  /** Present when tokens come from the built-in development issuer. */
+  readonly devIssuer?: DevIssuer;
+  readonly now: () => Date;
+  close(): Promise<void>;
+}
+
+export async function createDeps(config: Config, log: Logger): Promise<Deps> {
+  const db = await createDb(config.database, (err) => log.warn({ err: safeError(err) }, 'database pool: idle client error'));
+  try {
+    const a = config.auth;
+    const devIssuer = a.kind === 'dev' ? await loadDevIssuer(a.keyDir, a.issuer, a.audience) : undefined;
+    const jwks = devIssuer ? createLocalJWKSet(devIssuer.publicJwks) : createRemoteJWKSet(new URL((a as { jwksUrl: string }).jwksUrl));
+    const verify = createVerifier({ jwks, issuer: a.issuer, audience: a.audience, algorithms: a.algorithms });
+    return {
+      config,
+      log,
+      db,
+      tenants: createTenantDirectory(db),
+      verify,
+      ...(devIssuer ? { devIssuer } : {}),
+      now: () => new Date(),
+      close: () => db.close(),
+    };
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}

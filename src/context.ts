@@ -1,0 +1,16 @@
+import type { Principal } from './auth/principal.js';
+import type { Logger } from './platform/log.js';
+import type { Db } from './platform/db/db.js';
+
+/**
+ * What every service function receives, whichever transport called it: who acts, for which
+ * tenant, under which request ID, the clock, and the database to run its transaction on.
+ */
+export interface Ctx {
+  readonly principal: Principal;
+  readonly tenantId: string;
+  readonly requestId: string;
+  readonly now: () => Date;
+  readonly db: Db;
+  readonly log: Logger;
+}

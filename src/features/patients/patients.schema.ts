@@ -1,0 +1,43 @@
+import { Type, type Static } from 'typebox';
+import { Address, HumanName, Line, ListQuery, MergePatchOf, ResourceMeta } from '../shared/schemas.js';
+
+export const Identifier = Type.Object(
+  {
+    system: Type.String({ format: 'uri', maxLength: 255, description: 'Namespace of the value, e.g. an MRN system URI' }),
+    value: Line(255),
+  },
+  { additionalProperties: false },
+);
+
+const fields = {
+  name: HumanName,
+  birthDate: Type.String({ format: 'date', description: 'YYYY-MM-DD, not in the future' }),
+  gender: Type.Union([Type.Literal('male'), Type.Literal('female'), Type.Literal('other'), Type.Literal('unknown')]),
+  identifiers: Type.Optional(Type.Array(Identifier, { maxItems: 20 })),
+  email: Type.Optional(Type.String({ format: 'email', maxLength: 254 })),
+  phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9][0-9 ().-]{2,30}$', description: 'Digits with optional +, spaces, dots, dashes, parentheses' })),
+  address: Type.Optional(Address),
+  active: Type.Boolean({ default: true }),
+};
+
+export const PatientInput = Type.Object({ ...fields, active: Type.Optional(fields.active) }, { additionalProperties: false });
+export type PatientInput = Static<typeof PatientInput>;
+
+export const PatientPatch = MergePatchOf(PatientInput);
+
+export const Patient = Type.Object(
+  { ...ResourceMeta, ...fields, identifiers: Type.Array(Identifier) },
+  { additionalProperties: false },
+);
+export type Patient = Static<typeof Patient>;
+
+export const PatientListQuery = Type.Object(
+  {
+    ...ListQuery,
+    name: Type.Optional(Line(100, 'Prefix of a given or family name; case- and accent-insensitive; several words must all match')),
+    birthDate: Type.Optional(Type.String({ format: 'date' })),
+    identifier: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: '`system|value`, or `value` alone for any system' })),
+  },
+  { additionalProperties: false },
+);
+export type PatientListQuery = Static<typeof PatientListQuery>;

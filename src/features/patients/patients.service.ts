@@ -1,0 +1,120 @@
+import { v7 as uuidv7 } from 'uuid';
+import { authorize, patientScope } from '../../auth/permissions.js';
+import type { Ctx } from '../../context.js';
+import { notFound, validationFailed, type ErrorDetail } from '../../errors.js';
+import { assertValid } from '../../platform/validation.js';
+import { mergePatch } from '../shared/merge-patch.js';
+import { pageRequest, toPage } from '../shared/pagination.js';
+import { findLive, softDeleteLocked, updateLocked } from '../shared/versioned-repo.js';
+import { assertCurrent, iso, requireVersion } from '../shared/versioning.js';
+import { nameTokens, searchPrefixes } from './name-search.js';
+import { listPatients as listRows, type PatientFilters } from './patients.repo.js';
+import { PatientInput, type Patient, type PatientListQuery } from './patients.schema.js';
+import { patients, type PatientRow } from './patients.table.js';
+
+const toPatient = (r: PatientRow): Patient => ({
+  id: r.id,
+  version: r.version,
+  name: r.name,
+  birthDate: r.birthDate,
+  gender: r.gender,
+  identifiers: r.identifiers,
+  ...(r.email !== null ? { email: r.email } : {}),
+  ...(r.phone !== null ? { phone: r.phone } : {}),
+  ...(r.address ? { address: r.address } : {}),
+  active: r.active,
+  createdAt: iso(r.createdAt),
+  updatedAt: iso(r.updatedAt),
+});
+
+const inputOf = ({ id: _i, version: _v, createdAt: _c, updatedAt: _u, ...input }: Patient): PatientInput => input;
+
+const EARLIEST_BIRTH_DATE = '1850-01-01';
+
+/** Rules beyond the schema. "Today" is taken in the earliest time zone (UTC+14), so a baby born today anywhere is accepted. */
+function checkRules(ctx: Ctx, input: PatientInput): void {
+  const problems: ErrorDetail[] = [];
+  const latest = new Date(ctx.now().getTime() + 14 * 3600_000).toISOString().slice(0, 10);
+  if (input.birthDate > latest) problems.push({ path: '/birthDate', message: 'must not be in the future' });
+  if (input.birthDate < EARLIEST_BIRTH_DATE) problems.push({ path: '/birthDate', message: `must not be before ${EARLIEST_BIRTH_DATE}` });
+  if (problems.length > 0) throw validationFailed(problems);
+}
+
+const columnsOf = (i: PatientInput) => ({
+  name: i.name,
+  nameTokens: nameTokens(i.name),
+  birthDate: i.birthDate,
+  gender: i.gender,
+  identifiers: i.identifiers ?? [],
+  email: i.email ?? null,
+  phone: i.phone ?? null,
+  address: i.address ?? null,
+  active: i.active ?? true,
+});
+
+/** A patient principal may only ever see its own record; any other id is "not found". */
+function assertInScope(ctx: Ctx, id: string): void {
+  const own = patientScope(ctx.principal);
+  if (own !== undefined && own !== id) throw notFound('Patient');
+}
+
+export async function createPatient(ctx: Ctx, input: PatientInput): Promise<Patient> {
+  authorize(ctx.principal, 'patients:write');
+  checkRules(ctx, input);
+  const now = ctx.now();
+  const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, ...columnsOf(input), createdAt: now, updatedAt: now };
+  await ctx.db.tx(ctx.tenantId, (q) => q.insert(patients).values(row));
+  return toPatient({ ...row, deletedAt: null });
+}
+
+export async function getPatient(ctx: Ctx, id: string): Promise<Patient> {
+  authorize(ctx.principal, 'patients:read');
+  assertInScope(ctx, id);
+  const row = await ctx.db.read(ctx.tenantId, (q) => findLive<PatientRow>(q, patients, ctx.tenantId, id));
+  if (!row) throw notFound('Patient');
+  return toPatient(row);
+}
+
+function parseIdentifier(token: string): PatientFilters['identifier'] {
+  const bar = token.indexOf('|');
+  const [system, value] = bar < 0 ? [undefined, token] : [token.slice(0, bar), token.slice(bar + 1)];
+  if (!value) throw validationFailed([{ path: '/query/identifier', message: 'must be system|value or value' }]);
+  return system ? { system, value } : { value };
+}
+
+export async function listPatients(ctx: Ctx, query: PatientListQuery) {
+  authorize(ctx.principal, 'patients:read');
+  const { limit, afterId } = pageRequest(query);
+  const filters: PatientFilters = {
+    onlyId: patientScope(ctx.principal),
+    namePrefixes: query.name === undefined ? undefined : searchPrefixes(query.name),
+    birthDate: query.birthDate,
+    identifier: query.identifier === undefined ? undefined : parseIdentifier(query.identifier),
+  };
+  if (filters.namePrefixes?.length === 0) throw validationFailed([{ path: '/query/name', message: 'must contain a letter or digit' }]);
+  const rows = await ctx.db.read(ctx.tenantId, (q) => listRows(q, ctx.tenantId, limit, afterId, filters));
+  return toPage(rows.map(toPatient), limit);
+}
+
+export async function updatePatient(ctx: Ctx, id: string, expectedVersion: number | undefined, patch: object): Promise<Patient> {
+  authorize(ctx.principal, 'patients:write');
+  assertInScope(ctx, id);
+  const expected = requireVersion(expectedVersion);
+  return ctx.db.tx(ctx.tenantId, async (q) => {
+    const current = toPatient(assertCurrent(await findLive<PatientRow>(q, patients, ctx.tenantId, id, true), expected, 'Patient'));
+    const next = mergePatch(inputOf(current), patch);
+    assertValid<PatientInput>(PatientInput, next);
+    checkRules(ctx, next);
+    return toPatient(await updateLocked<PatientRow>(q, patients, ctx.tenantId, id, columnsOf(next), ctx.now()));
+  });
+}
+
+export async function deletePatient(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
+  authorize(ctx.principal, 'patients:delete');
+  assertInScope(ctx, id);
+  const expected = requireVersion(expectedVersion);
+  await ctx.db.tx(ctx.tenantId, async (q) => {
+    assertCurrent(await findLive<PatientRow>(q, patients, ctx.tenantId, id, true), expected, 'Patient');
+    await softDeleteLocked(q, patients, ctx.tenantId, id, ctx.now());
+  });
+}

@@ -1,0 +1,24 @@
+import { boolean, date, jsonb, pgTable, primaryKey, text } from 'drizzle-orm/pg-core';
+import type { Static } from 'typebox';
+import type { Address, HumanName } from '../shared/schemas.js';
+import { versionedColumns } from '../shared/table-columns.js';
+import type { Identifier } from './patients.schema.js';
+
+export const patients = pgTable(
+  'patients',
+  {
+    ...versionedColumns(),
+    name: jsonb('name').$type<Static<typeof HumanName>>().notNull(),
+    nameTokens: text('name_tokens').array().notNull(),
+    birthDate: date('birth_date', { mode: 'string' }).notNull(),
+    gender: text('gender').$type<'male' | 'female' | 'other' | 'unknown'>().notNull(),
+    identifiers: jsonb('identifiers').$type<Static<typeof Identifier>[]>().notNull(),
+    email: text('email'),
+    phone: text('phone'),
+    address: jsonb('address').$type<Static<typeof Address>>(),
+    active: boolean('active').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
+);
+
+export type PatientRow = typeof patients.$inferSelect;

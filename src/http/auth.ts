@@ -1,0 +1,43 @@
+// Authentication for every /v1 route unless the route says `config: { public: true }`.
+// Authorization is not here: services check roles and patient scope, so every transport gets it.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Principal } from '../auth/principal.js';
+import type { Verifier } from '../auth/verifier.js';
+import { AppError } from '../errors.js';
+import type { TenantDirectory } from '../features/tenants/tenants.service.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    public?: boolean;
+  }
+}
+
+const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/;
+
+export function registerAuth(app: FastifyInstance, verify: Verifier, tenants: TenantDirectory) {
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (request) => {
+    const url = request.routeOptions.url;
+    if (url === undefined || !url.startsWith('/v1/') || request.routeOptions.config.public) return;
+    request.principal = await authenticate(request, verify, tenants);
+  });
+}
+
+async function authenticate(request: FastifyRequest, verify: Verifier, tenants: TenantDirectory): Promise<Principal> {
+  const header = request.headers.authorization;
+  if (!header) throw new AppError('UNAUTHENTICATED', 'Send Authorization: Bearer <token>');
+  const m = BEARER.exec(header);
+  if (!m) throw new AppError('UNAUTHENTICATED', 'The Authorization header must be Bearer <token>');
+  const principal = await verify(m[1]!);
+  if (!(await tenants.isProvisioned(principal.tenantId))) throw new AppError('FORBIDDEN', 'The tenant of this token is not provisioned');
+  return principal;
+}
+
+/** The authenticated principal of a route that requires one. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw new AppError('UNAUTHENTICATED');
+  return request.principal;
+}

@@ -1,0 +1,37 @@
+// Request IDs, response timing, and the one log line per request. The line holds the route
+// template (never the URL: paths and query strings can carry identifiers or names), status,
+// duration, tenant and user, and nothing from the body or headers.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { v7 as uuidv7 } from 'uuid';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Fastify's genReqId: the client's X-Request-ID when well-formed, otherwise a new UUIDv7. */
+export function requestIdOf(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : uuidv7();
+}
+
+export function registerRequestContext(app: FastifyInstance) {
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('X-Request-ID', request.id);
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('X-Response-Time', `${reply.elapsedTime.toFixed(2)}ms`);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        route: routeTemplate(request),
+        status: reply.statusCode,
+        durationMs: Number(reply.elapsedTime.toFixed(2)),
+        ...(request.errorCode ? { errorCode: request.errorCode } : {}),
+        ...(request.principal ? { tenant: request.principal.tenantId, user: request.principal.sub } : {}),
+      },
+      'request',
+    );
+  });
+}
+
+const routeTemplate = (request: FastifyRequest) => request.routeOptions.url ?? '(unmatched)';

@@ -1,0 +1,40 @@
+// Structured JSON logs (pino). Request lines are written field by field by the request-context
+// plugin, never from raw request objects, so URLs with query strings, bodies and headers stay out.
+// Errors go through safeError: only our own messages (written PHI-free) are logged; database and
+// parser messages can quote input values, so for those only type, code and stack frames are kept.
+import pino, { type DestinationStream, type Logger } from 'pino';
+import { AppError } from '../errors.js';
+import { pgError } from './db/errors.js';
+
+export type { Logger };
+
+export function safeError(err: unknown): Record<string, unknown> {
+  if (!(err instanceof Error)) return { type: typeof err };
+  const pg = pgError(err);
+  const frames = (err.stack ?? '').split('\n').filter((l) => l.startsWith('    at ')).slice(0, 15);
+  return {
+    type: err.constructor?.name ?? err.name,
+    ...(err instanceof AppError ? { code: err.code, message: err.message } : {}),
+    ...(!(err instanceof AppError) && typeof (err as unknown as { code?: unknown }).code === 'string' ? { code: (err as unknown as { code: string }).code } : {}),
+    ...(pg ? { pg } : {}),
+    stack: frames.join('\n'),
+  };
+}
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'carebase' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: safeError, error: safeError },
+      // Defence in depth: should a header object ever reach a log call, its secrets are censored.
+      redact: {
+        paths: ['headers.authorization', 'headers.cookie', 'req.headers.authorization', 'req.headers.cookie', 'authorization', 'token'],
+        censor: '[redacted]',
+      },
+    },
+    destination,
+  );
+}
