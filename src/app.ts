@@ -24,12 +24,14 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     bodyLimit: deps.config.bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    return503OnClosing: false, // request-context answers with the contract's envelope instead
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Bodies are validated without coercion; query strings, params and headers are strings and are coerced.
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema));
   app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // JSON only: Fastify's built-in text/plain parser would turn such a body into a string (400 instead of 415).
+  app.removeContentTypeParser('text/plain');
 
   registerErrorHandling(app);
   registerRequestContext(app);

@@ -52,7 +52,8 @@ const schema = z
         message: 'is required when NODE_ENV=production (the development token issuer is refused in production)',
       });
     }
-  });
+    // Run even when other variables are invalid, so every problem is reported at once.
+  }, { when: (p) => typeof p.value === 'object' && p.value !== null });
 
 export type Algorithm = (typeof ALGORITHMS)[number];
 

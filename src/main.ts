@@ -1,16 +1,16 @@
 // The `carebase` command: loadConfig() → createDeps() → buildApp() → listen; signals → close().
+// Commands import what they use when they run, so `--help` and `token` start instantly.
 import { parseArgs } from 'node:util';
-import { buildApp } from './app.js';
-import { loadDevIssuer } from './auth/dev-issuer.js';
 import { ROLES, TENANT_ID_PATTERN, type Role } from './auth/principal.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { createDeps } from './container.js';
-import { seedDemo } from './features/demo/demo.seed.js';
-import { DEMO_TENANT } from './features/demo/demo-data.js';
-import { createTenantDirectory } from './features/tenants/tenants.service.js';
-import { createDb } from './platform/db/index.js';
-import { migrate, MigrationError } from './platform/db/migrate.js';
-import { createLogger, safeError } from './platform/log.js';
+import type { Db } from './platform/db/db.js';
+import { MigrationError } from './platform/db/migrate.js';
+import { createLogger, safeError, type Logger } from './platform/log.js';
+
+const DEMO_TENANT = 'demo';
+
+/** Startup failures whose message is the whole story (no stack trace for the operator). */
+class OperatorError extends Error {}
 
 const HELP = `Usage: carebase <command> [options]
 
@@ -40,12 +40,14 @@ async function main(argv: string[]): Promise<number> {
       return serve(config);
     case 'migrate':
       return withDb(config, async (db, log) => {
+        const { migrate } = await import('./platform/db/migrate.js');
         const r = await db.withOwner((s) => migrate(s));
         log.info({ applied: r.applied, schemaVersion: r.current }, 'migrations complete');
         process.stdout.write(`Schema at version ${r.current}; applied ${r.applied.length ? r.applied.join(', ') : 'nothing'}.\n`);
       });
     case 'seed':
       return withDb(config, async (db, log) => {
+        const { seedDemo } = await import('./features/demo/demo.seed.js');
         const r = await seedDemo(db, log);
         process.stdout.write(r.seeded ? `Seeded tenant ${DEMO_TENANT}: ${r.locations} locations, ${r.providers} providers, ${r.patients} patients.\n` : `Tenant ${DEMO_TENANT} exists; nothing to do.\n`);
       });
@@ -58,9 +60,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function withDb(config: Config, fn: (db: Awaited<ReturnType<typeof createDb>>, log: ReturnType<typeof createLogger>) => Promise<void>): Promise<number> {
+async function withDb(config: Config, fn: (db: Db, log: Logger) => Promise<void>): Promise<number> {
   const log = createLogger(config.logLevel);
-  const db = await createDb(config.database);
+  const { createDb } = await import('./platform/db/index.js');
+  const db = await createDb(config.database).catch(asOperatorError);
   try {
     await fn(db, log);
     return 0;
@@ -74,6 +77,7 @@ async function tenantCommand(config: Config, args: string[]): Promise<number> {
   const [sub, id] = positionals;
   if (sub !== 'create' || !id) throw new UsageError('usage: carebase tenant create <id> [--name <name>]');
   return withDb(config, async (db) => {
+    const { createTenantDirectory } = await import('./features/tenants/tenants.service.js');
     const created = await createTenantDirectory(db).create(id, values.name ?? id);
     process.stdout.write(created ? `Tenant ${id} created.\n` : `Tenant ${id} already exists.\n`);
   });
@@ -93,6 +97,7 @@ async function tokenCommand(config: Config, args: string[]): Promise<number> {
   if (roles.includes('patient') && !values['patient-id']) throw new UsageError('--patient-id <uuid> is required for the patient role');
   const ttl = values.ttl === undefined ? 3600 : Number(values.ttl);
   if (!Number.isInteger(ttl) || ttl < 60 || ttl > 7 * 86400) throw new UsageError('--ttl must be whole seconds between 60 and 604800');
+  const { loadDevIssuer } = await import('./auth/dev-issuer.js');
   const issuer = await loadDevIssuer(config.auth.keyDir, config.auth.issuer, config.auth.audience);
   const token = await issuer.sign({ tenant: values.tenant, roles: roles as Role[], sub: values.sub, ...(values['patient-id'] ? { patientId: values['patient-id'] } : {}) }, ttl);
   process.stdout.write(`${token}\n`);
@@ -101,7 +106,13 @@ async function tokenCommand(config: Config, args: string[]): Promise<number> {
 
 async function serve(config: Config): Promise<number> {
   const log = createLogger(config.logLevel);
-  const deps = await createDeps(config, log);
+  const [{ buildApp }, { createDeps }, { migrate }, { seedDemo }] = await Promise.all([
+    import('./app.js'),
+    import('./container.js'),
+    import('./platform/db/migrate.js'),
+    import('./features/demo/demo.seed.js'),
+  ]);
+  const deps = await createDeps(config, log).catch(asOperatorError);
   try {
     if (config.migrateOnStart) {
       const r = await deps.db.withOwner((s) => migrate(s));
@@ -167,6 +178,12 @@ function printBanner(config: Config, address: ReturnType<import('node:net').Serv
   );
 }
 
+/** A database that is locked by another process is the operator's to fix: say so plainly. */
+function asOperatorError(err: unknown): never {
+  if (err instanceof Error && err.name === 'DataDirInUseError') throw new OperatorError(err.message);
+  throw err;
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     if (code >= 0) process.exit(code);
@@ -180,7 +197,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`carebase: ${err.message}\nRun "carebase --help" for usage.\n`);
       process.exit(2);
     }
-    if (err instanceof MigrationError) {
+    if (err instanceof MigrationError || err instanceof OperatorError) {
       process.stderr.write(`carebase: ${err.message}\n`);
       process.exit(1);
     }

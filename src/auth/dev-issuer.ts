@@ -1,7 +1,7 @@
 // The development token issuer: an ES256 key pair kept in DATA_DIR so tokens survive restarts.
 // Used only when AUTH_JWKS_URL is unset, and config refuses that combination in production.
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type CryptoKey } from 'jose';
 import type { Role } from './principal.js';
@@ -31,11 +31,16 @@ export async function loadDevIssuer(keyDir: string, issuer: string, audience: st
     const { privateKey } = await generateKeyPair(ALG, { extractable: true });
     privateJwk = { ...(await exportJWK(privateKey)), kid: randomUUID(), alg: ALG, use: 'sig' };
     mkdirSync(keyDir, { recursive: true, mode: 0o700 });
-    // 'wx' fails if another process created the key meanwhile; then use theirs.
+    // Written whole to a private file, then linked into place: link() is atomic and fails if
+    // another process got there first, so nobody ever reads a half-written key; then use theirs.
+    const tmp = `${file}.${process.pid}.${randomUUID()}`;
+    writeFileSync(tmp, JSON.stringify(privateJwk), { mode: 0o600 });
     try {
-      writeFileSync(file, JSON.stringify(privateJwk), { mode: 0o600, flag: 'wx' });
+      linkSync(tmp, file);
     } catch {
       privateJwk = JSON.parse(readFileSync(file, 'utf8')) as JWK;
+    } finally {
+      unlinkSync(tmp);
     }
   }
   const { d: _d, ...publicJwk } = privateJwk;

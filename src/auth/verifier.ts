@@ -24,22 +24,39 @@ function reason(err: unknown): string {
   return 'The token is invalid';
 }
 
-export function createVerifier(o: VerifierOptions): Verifier {
+// Verifying a signature costs more CPU than the rest of a cached read, so a verified token is
+// remembered briefly: until it expires, and never longer than CACHE_MS, which also bounds how long
+// a key removed from the JWKS keeps working. Failures are not cached.
+const CACHE_MS = 60_000;
+const CACHE_MAX = 10_000;
+
+export function createVerifier(o: VerifierOptions, now = () => Date.now()): Verifier {
+  const cache = new Map<string, { principal: Principal; until: number }>();
   return async (token) => {
-    let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, o.jwks, {
-        issuer: o.issuer,
-        audience: o.audience,
-        algorithms: [...o.algorithms],
-        requiredClaims: ['sub', 'exp'],
-        clockTolerance: 30,
-      }));
-    } catch (err) {
-      throw new AppError('UNAUTHENTICATED', reason(err));
-    }
-    return principalFromClaims(payload);
+    const hit = cache.get(token);
+    if (hit && hit.until > now()) return hit.principal;
+    if (hit) cache.delete(token);
+    const { principal, exp } = await verifyToken(o, token);
+    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(token, { principal, until: Math.min(exp * 1000, now() + CACHE_MS) });
+    return principal;
   };
+}
+
+async function verifyToken(o: VerifierOptions, token: string): Promise<{ principal: Principal; exp: number }> {
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, o.jwks, {
+      issuer: o.issuer,
+      audience: o.audience,
+      algorithms: [...o.algorithms],
+      requiredClaims: ['sub', 'exp'],
+      clockTolerance: 30,
+    }));
+  } catch (err) {
+    throw new AppError('UNAUTHENTICATED', reason(err));
+  }
+  return { principal: principalFromClaims(payload), exp: payload.exp! };
 }
 
 function principalFromClaims(c: JWTPayload): Principal {

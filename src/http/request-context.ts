@@ -3,6 +3,7 @@
 // duration, tenant and user, and nothing from the body or headers.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { v7 as uuidv7 } from 'uuid';
+import { AppError } from '../errors.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -13,8 +14,17 @@ export function requestIdOf(req: { headers: Record<string, string | string[] | u
 }
 
 export function registerRequestContext(app: FastifyInstance) {
+  // While draining for shutdown, requests that still arrive on open keep-alive connections get
+  // the contract's 503 (Fastify's built-in one has another body) and are told to reconnect.
+  let draining = false;
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
   app.addHook('onRequest', async (request, reply) => {
     reply.header('X-Request-ID', request.id);
+    if (draining) {
+      throw new AppError('SERVICE_UNAVAILABLE', 'The server is shutting down; retry', undefined, { 'Retry-After': '1', Connection: 'close' });
+    }
   });
   app.addHook('onSend', async (_request, reply) => {
     reply.header('X-Response-Time', `${reply.elapsedTime.toFixed(2)}ms`);

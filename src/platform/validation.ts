@@ -5,8 +5,23 @@ import addFormats from 'ajv-formats';
 import { validationFailed, type ErrorDetail } from '../errors.js';
 
 const TIME_ZONES = new Set([...Intl.supportedValuesOf('timeZone'), 'UTC', 'Etc/UTC']);
+// Intl lists CLDR's canonical ids, which keep names IANA has since replaced (Asia/Calcutta, not
+// Asia/Kolkata; America/Buenos_Aires, not America/Argentina/Buenos_Aires). Names the runtime
+// resolves are valid too, but ICU matches case-insensitively, so each word must be spelled as in
+// the listed names (or, for a word none of them has, be capitalized).
+const ZONE_WORDS = new Map<string, Set<string>>();
+for (const z of TIME_ZONES) for (const w of z.split(/[/_-]/)) ZONE_WORDS.set(w.toLowerCase(), (ZONE_WORDS.get(w.toLowerCase()) ?? new Set()).add(w));
+const inCanonicalCase = (v: string) => v.split(/[/_-]/).every((w) => ZONE_WORDS.get(w.toLowerCase())?.has(w) ?? /^[A-Z][a-z]+$/.test(w));
+const resolves = (v: string) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: v });
+    return true;
+  } catch {
+    return false;
+  }
+};
 /** An IANA time zone name as the runtime's tz database knows it, in canonical case. */
-export const isTimeZone = (v: string) => TIME_ZONES.has(v);
+export const isTimeZone = (v: string) => TIME_ZONES.has(v) || (v.length <= 64 && inCanonicalCase(v) && resolves(v));
 
 function build(coerce: boolean): Ajv {
   const ajv = new Ajv({
@@ -17,6 +32,8 @@ function build(coerce: boolean): Ajv {
     coerceTypes: coerce ? 'array' : false,
   });
   addFormats.default(ajv);
+  // ajv-formats' uuid also admits a `urn:uuid:` prefix, which PostgreSQL's uuid type rejects (a 500).
+  ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
   ajv.addFormat('iana-time-zone', { type: 'string', validate: isTimeZone });
   return ajv;
 }

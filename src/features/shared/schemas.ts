@@ -40,15 +40,26 @@ export const ResourceMeta = {
 
 /**
  * The body of a JSON merge patch (RFC 7396) for an object schema: every property optional, and
- * properties that are optional in the resource may be null (null removes them).
+ * properties that are optional in the resource may be null (null removes them). Nested objects are
+ * patches too (RFC 7396 merges them), so {"name":{"family":"X"}} is valid; arrays replace whole.
  */
 export function MergePatchOf(resource: TSchema & { properties: Record<string, TSchema>; required?: string[] }) {
+  return Type.Object(patchProperties(resource), { additionalProperties: false, minProperties: 1 });
+}
+
+type ObjectSchema = TSchema & { properties: Record<string, TSchema>; required?: string[]; additionalProperties?: unknown };
+const isObjectSchema = (s: TSchema): s is ObjectSchema =>
+  (s as { type?: unknown }).type === 'object' && typeof (s as { properties?: unknown }).properties === 'object';
+
+/** Nested objects are merged (RFC 7396), so they are patches too; arrays and scalars are replaced whole. */
+function patchProperties(resource: ObjectSchema): Record<string, TSchema> {
   const required = new Set(resource.required ?? []);
   const props: Record<string, TSchema> = {};
   for (const [k, v] of Object.entries(resource.properties)) {
-    props[k] = Type.Optional(required.has(k) ? v : Type.Union([v, Type.Null()]));
+    const s = isObjectSchema(v) ? Type.Object(patchProperties(v), v.additionalProperties === false ? { additionalProperties: false } : {}) : v;
+    props[k] = Type.Optional(required.has(k) ? s : Type.Union([s, Type.Null()]));
   }
-  return Type.Object(props, { additionalProperties: false, minProperties: 1 });
+  return props;
 }
 
 export const ListQuery = {

@@ -1,0 +1,161 @@
+// Load scenarios for the patient endpoints: GET /v1/patients/{id}, POST /v1/patients and
+// PATCH /v1/patients/{id}, against a real `carebase serve` process on loopback, in embedded
+// (PGlite) and server (PostgreSQL) mode. Bounded: BENCH_SECONDS per scenario (default 10).
+// Usage: npm run bench [-- embedded|server ...]; results are appended to bench/RESULTS.md.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import autocannon from 'autocannon';
+import pg from 'pg';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const CLI = join(ROOT, 'bin/carebase.mjs');
+const SECONDS = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 10);
+const CONNECTIONS = 50;
+const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const modes = process.argv.filter((a) => a === 'embedded' || a === 'server');
+
+interface Row {
+  mode: string;
+  scenario: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+
+async function waitReady(base: string) {
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`${base}/health/ready`)).ok) return;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('server did not become ready');
+}
+
+const patient = (i: number) => ({
+  name: { given: ['Bench', `P${i}`], family: 'Müller' },
+  birthDate: '1980-01-01',
+  gender: 'other',
+  identifiers: [{ system: 'urn:bench:mrn', value: `B-${i}` }],
+  email: `bench${i}@example.org`,
+});
+
+function run(opts: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+const row = (mode: string, scenario: string, r: autocannon.Result): Row => ({
+  mode,
+  scenario,
+  rps: Math.round(r.requests.average),
+  p50: r.latency.p50,
+  p99: r.latency.p99,
+  non2xx: r.non2xx,
+  errors: r.errors + r.timeouts,
+});
+
+async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'carebase-bench-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', SEED_DEMO: 'false', NODE_ENV: 'development' };
+  let dbName: string | undefined;
+  if (mode === 'server') {
+    dbName = `carebase_bench_${Date.now()}`;
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    await admin.query(`create database ${dbName}`);
+    await admin.end();
+    env.DATABASE_URL = ADMIN_URL.replace(/\/postgres$/, `/${dbName}`);
+    env.DATABASE_POOL_SIZE = '20';
+  }
+  const cli = (...args: string[]) => execFileSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8' }).trim();
+  cli('migrate');
+  cli('tenant', 'create', 'bench');
+  const token = cli('token', '--tenant', 'bench', '--role', 'clinician', '--sub', 'bench', '--ttl', '7200');
+  // Request logs stay on (written to /dev/null): their cost is part of what is measured.
+  const server: ChildProcess = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const rows: Row[] = [];
+  try {
+    await waitReady(base);
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const created: { id: string; version: number }[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const res = await fetch(`${base}/v1/patients`, { method: 'POST', headers, body: JSON.stringify(patient(i)) });
+      const body = (await res.json()) as { id: string; version: number };
+      created.push({ id: body.id, version: body.version });
+    }
+
+    // Warm-up, then measure.
+    await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers, duration: 2 });
+    rows.push(row(mode, 'GET /v1/patients/{id}', await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers })));
+
+    let n = 1000;
+    rows.push(
+      row(mode, 'POST /v1/patients', await run({
+        url: base,
+        requests: [{ method: 'POST', path: '/v1/patients', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify(patient(n++)) }) }],
+      })),
+    );
+
+    // Each request patches the next patient with the version it last saw, so conflicts only
+    // arise if one patient were in flight twice (1,000 patients, 50 connections: it is not).
+    let next = 0;
+    rows.push(
+      row(mode, 'PATCH /v1/patients/{id}', await run({
+        url: base,
+        requests: [
+          {
+            method: 'PATCH',
+            setupRequest: (req, context) => {
+              const ctx = context as { p?: { id: string; version: number } };
+              const p = created[next++ % created.length]!;
+              ctx.p = p;
+              return { ...req, path: `/v1/patients/${p.id}`, headers: { ...headers, 'if-match': `W/"${p.version}"` }, body: JSON.stringify({ phone: `+1 555 ${String(next % 10_000).padStart(4, '0')}` }) };
+            },
+            onResponse: (status, body, context) => {
+              const ctx = context as { p?: { id: string; version: number } };
+              if (status === 200 && ctx.p) ctx.p.version = (JSON.parse(body) as { version: number }).version;
+            },
+          },
+        ],
+      })),
+    );
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    rmSync(dataDir, { recursive: true, force: true });
+    if (dbName) {
+      const admin = new pg.Client({ connectionString: ADMIN_URL });
+      await admin.connect();
+      await admin.query(`drop database if exists ${dbName} with (force)`);
+      await admin.end();
+    }
+  }
+  return rows;
+}
+
+const results: Row[] = [];
+for (const mode of modes.length ? modes : ['server', 'embedded']) results.push(...(await benchMode(mode as 'embedded' | 'server')));
+
+const header = `\n## ${new Date().toISOString()} — ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), Node ${process.version}, ${CONNECTIONS} connections, ${SECONDS} s per scenario\n\n| mode | scenario | req/s | p50 ms | p99 ms | non-2xx | errors |\n|---|---|---|---|---|---|---|\n`;
+const table = results.map((r) => `| ${r.mode} | ${r.scenario} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} |`).join('\n');
+process.stdout.write(header + table + '\n');
+appendFileSync(join(ROOT, 'bench/RESULTS.md'), header + table + '\n');
