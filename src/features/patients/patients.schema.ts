@@ -15,7 +15,7 @@ const fields = {
   gender: Type.Union([Type.Literal('male'), Type.Literal('female'), Type.Literal('other'), Type.Literal('unknown')]),
   identifiers: Type.Optional(Type.Array(Identifier, { maxItems: 20 })),
   email: Type.Optional(Type.String({ format: 'email', maxLength: 254 })),
-  phone: Type.Optional(Type.String({ pattern: '^\\+?[0-9][0-9 ().-]{2,30}$', description: 'Digits with optional +, spaces, dots, dashes, parentheses' })),
+  phone: Type.Optional(Type.String({ pattern: '^(?=(?:[^0-9]*[0-9]){3})\\+?[0-9 ().-]{3,32}$', description: 'At least 3 digits, with an optional leading +, spaces, dots, dashes and parentheses' })),
   address: Type.Optional(Address),
   active: Type.Boolean({ default: true }),
 };
