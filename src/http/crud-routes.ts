@@ -44,7 +44,7 @@ export function crudRoutes<T extends Versioned>(deps: Deps, o: CrudOptions<T>): 
     );
     app.patch(
       item,
-      { schema: { tags, summary: `Change a ${noun} (JSON merge patch; If-Match required)`, params: IdParams, headers: IfMatchHeaders, body: patch, response: { 200: resource } } },
+      { schema: { tags, summary: `Change a ${noun} (JSON merge patch; If-Match required)`, consumes: ['application/merge-patch+json', 'application/json'], params: IdParams, headers: IfMatchHeaders, body: patch, response: { 200: resource } } },
       async (req, reply) => sendResource(reply, await s.update(ctxOf(deps, req), req.params.id, ifMatchVersion(req), req.body as object)),
     );
     app.delete(

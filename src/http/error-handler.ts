@@ -33,7 +33,7 @@ export function toAppError(err: unknown): AppError {
     if (/^(08|57P0|53)/.test(pg.code)) return unavailable();
   }
   const msg = err instanceof Error ? err.message : '';
-  if (/ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect|Connection terminated|database is closed|Client has encountered a connection error/i.test(msg)) {
+  if (/ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect|Connection terminated|database is closed|Cannot use a pool after calling end|Client has encountered a connection error/i.test(msg)) {
     return unavailable();
   }
   if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {

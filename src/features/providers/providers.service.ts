@@ -32,14 +32,23 @@ const inputOf = ({ name, npi, specialty, locationIds }: Provider): ProviderInput
 async function checkRules(q: Querier, tenantId: string, input: ProviderInput): Promise<void> {
   const problems: ErrorDetail[] = [];
   if (!isValidNpi(input.npi)) problems.push({ path: '/npi', message: 'is not a valid NPI (check digit mismatch)' });
-  const ids = input.locationIds ?? [];
+  // Ids are stored as PostgreSQL prints them (lower case); an upper-case spelling is the same id.
+  const ids = (input.locationIds ?? []).map((id) => id.toLowerCase());
+  ids.forEach((id, i) => {
+    if (ids.indexOf(id) !== i) problems.push({ path: `/locationIds/${i}`, message: 'repeats an earlier location' });
+  });
   for (const id of await missingLocations(q, tenantId, ids)) {
     problems.push({ path: `/locationIds/${ids.indexOf(id)}`, message: 'is not a location of this tenant' });
   }
   if (problems.length > 0) throw validationFailed(problems);
 }
 
-const columnsOf = (i: ProviderInput) => ({ name: i.name, npi: i.npi, specialty: i.specialty ?? null, locationIds: i.locationIds ?? [] });
+const columnsOf = (i: ProviderInput) => ({
+  name: i.name,
+  npi: i.npi,
+  specialty: i.specialty ?? null,
+  locationIds: (i.locationIds ?? []).map((id) => id.toLowerCase()),
+});
 
 // The unique index, not a prior SELECT, decides duplicates: a check-then-insert would race.
 async function uniqueNpi<T>(write: Promise<T>): Promise<T> {
