@@ -145,13 +145,11 @@ async function serve(config: Config): Promise<number> {
       .then(
         () => {
           log.info('shutdown complete');
-          log.flush();
-          process.exit(0);
+          log.flush(() => process.exit(0));
         },
         (err: unknown) => {
           log.error({ err: safeError(err) }, 'shutdown failed');
-          log.flush();
-          process.exit(1);
+          log.flush(() => process.exit(1));
         },
       );
   };

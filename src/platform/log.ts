@@ -35,6 +35,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         censor: '[redacted]',
       },
     },
-    destination,
+    // Asynchronous stdout: under load, lines written while a write is pending are coalesced into
+    // one syscall instead of one each. main.ts flushes before exiting.
+    destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }

@@ -1,6 +1,6 @@
 // SQL shared by every versioned table. The tenant filter is explicit in every query even though
 // row-level security enforces it too: two walls, either of which stops a cross-tenant read.
-import { and, asc, eq, gt, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, getTableName, gt, isNull, sql, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import type { Querier } from '../../platform/db/db.js';
 
@@ -16,10 +16,27 @@ export function liveById(t: VersionedTable, tenantId: string, id: string): SQL {
   return and(eq(t.tenantId, tenantId), eq(t.id, id), isNull(t.deletedAt))!;
 }
 
+// Reads by id are the hottest query: prepared once per handle (on PostgreSQL a pooled
+// connection keeps its handle, so the statement is parsed and planned once per connection).
+const prepared = new WeakMap<Querier, Map<PgTable, { execute(p: { tenantId: string; id: string }): Promise<unknown[]> }>>();
+
+function preparedFindLive(q: Querier, t: PgTable & VersionedTable) {
+  let byTable = prepared.get(q);
+  if (!byTable) prepared.set(q, (byTable = new Map()));
+  let stmt = byTable.get(t);
+  if (!stmt) {
+    const where = and(eq(t.tenantId, sql.placeholder('tenantId')), eq(t.id, sql.placeholder('id')), isNull(t.deletedAt));
+    stmt = q.select().from(t).where(where).prepare(`carebase_find_live_${getTableName(t)}`);
+    byTable.set(t, stmt);
+  }
+  return stmt;
+}
+
 /** One live row, optionally locked for the rest of the transaction. */
 export async function findLive<R>(q: Querier, t: PgTable & VersionedTable, tenantId: string, id: string, forUpdate = false): Promise<R | undefined> {
-  const base = q.select().from(t).where(liveById(t, tenantId, id));
-  const rows = forUpdate ? await base.for('update') : await base;
+  const rows = forUpdate
+    ? await q.select().from(t).where(liveById(t, tenantId, id)).for('update')
+    : await preparedFindLive(q, t).execute({ tenantId, id });
   return rows[0] as R | undefined;
 }
 

@@ -1,7 +1,7 @@
 // Server adapter: PostgreSQL through a pg connection pool.
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
-import { drizzle } from 'drizzle-orm/node-postgres';
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { AppError } from '../../errors.js';
 import { APP_ROLE, withTimeout, type Db, type Querier } from './db.js';
 import { pgError } from './errors.js';
@@ -18,7 +18,10 @@ export interface PostgresOptions {
 // set_config round trip when it already matches; every checkout goes through scope(), so a
 // connection is never used with another tenant's setting.
 const SCOPE = Symbol('carebase.tenant');
-type ScopedClient = pg.PoolClient & { [SCOPE]?: string };
+// One drizzle handle per pooled connection, kept with it, so statements prepared through it
+// (see versioned-repo's findLive) are reused for the life of the connection.
+const HANDLE = Symbol('carebase.drizzle');
+type ScopedClient = pg.PoolClient & { [SCOPE]?: string; [HANDLE]?: NodePgDatabase };
 
 export async function createPostgresDb(o: PostgresOptions): Promise<Db> {
   const pool = new pg.Pool({
@@ -49,7 +52,7 @@ export async function createPostgresDb(o: PostgresOptions): Promise<Db> {
     const client = await checkout(tenantId);
     let broken: Error | undefined;
     try {
-      const db = drizzle({ client });
+      const db = (client[HANDLE] ??= drizzle({ client }));
       if (!inTx) return await fn(db as unknown as Querier);
       return await db.transaction(async (tx) => {
         // The tenant is already set for the session; setting it locally too keeps the rule
