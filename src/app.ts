@@ -24,6 +24,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     bodyLimit: deps.config.bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // The serializer's own ajv only needs to know our custom formats exist (it never validates them).
+    serializerOpts: { ajv: { formats: { 'iana-time-zone': true } } },
     return503OnClosing: false, // request-context answers with the contract's envelope instead
   }).withTypeProvider<TypeBoxTypeProvider>();
 
