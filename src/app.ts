@@ -6,8 +6,10 @@ import type { Deps } from './container.js';
 import { locationsRoutes } from './features/locations/locations.routes.js';
 import { patientsRoutes } from './features/patients/patients.routes.js';
 import { providersRoutes } from './features/providers/providers.routes.js';
+import { questionnairesRoutes } from './features/questionnaires/questionnaires.routes.js';
 import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
+import { registerIdempotency } from './http/idempotency.js';
 import { healthRoutes } from './http/health.routes.js';
 import { jwksRoutes } from './http/jwks.routes.js';
 import { registerOpenApi } from './http/openapi.js';
@@ -38,6 +40,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   registerErrorHandling(app);
   registerRequestContext(app);
   registerAuth(app, deps.verify, deps.tenants);
+  registerIdempotency(app);
   await registerOpenApi(app, API_VERSION);
 
   app.get(
@@ -50,5 +53,6 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(patientsRoutes(deps));
   await app.register(providersRoutes(deps));
   await app.register(locationsRoutes(deps));
+  await app.register(questionnairesRoutes(deps));
   return app;
 }

@@ -21,6 +21,9 @@ const schema = z
     DATABASE_POOL_SIZE: int(10, 1, 500),
     DATABASE_CONNECT_TIMEOUT_MS: int(5000, 100, 120_000),
     DATABASE_STATEMENT_TIMEOUT_MS: int(15_000, 100, 600_000),
+    REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional(),
+    CACHE_TTL_SECONDS: int(300, 1, 7 * 86400),
+    CACHE_MAX_ENTRIES: int(10_000, 100, 10_000_000),
     MIGRATE_ON_START: bool(true),
     SEED_DEMO: z.stringbool().optional(),
     AUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
@@ -72,6 +75,9 @@ export interface Config {
         readonly connectTimeoutMs: number;
         readonly statementTimeoutMs: number;
       };
+  /** Unset: in-process cache. */
+  readonly redisUrl?: string;
+  readonly cache: { readonly ttlSeconds: number; readonly maxEntries: number };
   readonly migrateOnStart: boolean;
   readonly seedDemo: boolean;
   readonly auth:
@@ -119,6 +125,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: c.LOG_LEVEL,
     dataDir,
     database,
+    ...(c.REDIS_URL ? { redisUrl: c.REDIS_URL } : {}),
+    cache: { ttlSeconds: c.CACHE_TTL_SECONDS, maxEntries: c.CACHE_MAX_ENTRIES },
     migrateOnStart: c.MIGRATE_ON_START,
     seedDemo: c.SEED_DEMO ?? database.kind === 'pglite',
     auth,

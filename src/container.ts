@@ -4,15 +4,20 @@ import { loadDevIssuer, type DevIssuer } from './auth/dev-issuer.js';
 import { createVerifier, type Verifier } from './auth/verifier.js';
 import type { Config } from './config.js';
 import { createTenantDirectory, type TenantDirectory } from './features/tenants/tenants.service.js';
+import { createResourceCache, type ResourceCache } from './features/shared/resource-cache.js';
+import { createCache, type Cache } from './platform/cache/index.js';
 import { createDb } from './platform/db/index.js';
 import type { Db } from './platform/db/db.js';
-import { safeError, type Logger } from './platform/log.js';
+import type { Logger } from './platform/log.js';
 
 export interface Deps {
   readonly config: Config;
   readonly log: Logger;
   readonly db: Db;
   readonly tenants: TenantDirectory;
+  /** Redis in server mode, in-process otherwise; never the source of truth. */
+  readonly cache: Cache;
+  readonly resources: ResourceCache;
   readonly verify: Verifier;
   /** Present when tokens come from the built-in development issuer. */
   readonly devIssuer?: DevIssuer;
@@ -21,21 +26,30 @@ export interface Deps {
 }
 
 export async function createDeps(config: Config, log: Logger): Promise<Deps> {
-  const db = await createDb(config.database, (err) => log.warn({ err: safeError(err) }, 'database pool: idle client error'));
+  const db = await createDb(config.database, (err) => log.warn({ err }, 'database pool: idle client error'));
   try {
     const a = config.auth;
     const devIssuer = a.kind === 'dev' ? await loadDevIssuer(a.keyDir, a.issuer, a.audience) : undefined;
     const jwks = devIssuer ? createLocalJWKSet(devIssuer.publicJwks) : createRemoteJWKSet(new URL((a as { jwksUrl: string }).jwksUrl));
     const verify = createVerifier({ jwks, issuer: a.issuer, audience: a.audience, algorithms: a.algorithms });
+    const cache = createCache({ redisUrl: config.redisUrl, log, maxEntries: config.cache.maxEntries });
+    // Give Redis a moment to connect so the first requests use it; an unreachable cache is not
+    // fatal (reads go to PostgreSQL), so this only logs.
+    await cache.ping(2000).catch((err: unknown) => log.warn({ err }, 'cache not reachable at start; serving from the database until it is'));
     return {
       config,
       log,
       db,
       tenants: createTenantDirectory(db),
+      cache,
+      resources: createResourceCache(cache, config.cache.ttlSeconds),
       verify,
       ...(devIssuer ? { devIssuer } : {}),
       now: () => new Date(),
-      close: () => db.close(),
+      async close() {
+        await cache.close();
+        await db.close();
+      },
     };
   } catch (err) {
     await db.close();

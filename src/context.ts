@@ -1,4 +1,6 @@
 import type { Principal } from './auth/principal.js';
+import type { IdempotencyClaim } from './features/idempotency/idempotency.js';
+import type { ResourceCache } from './features/shared/resource-cache.js';
 import type { Logger } from './platform/log.js';
 import type { Db } from './platform/db/db.js';
 
@@ -13,4 +15,8 @@ export interface Ctx {
   readonly now: () => Date;
   readonly db: Db;
   readonly log: Logger;
+  /** Write-through cache of resources by id (a no-op where there is none). */
+  readonly cache: ResourceCache;
+  /** Present when the request carries an Idempotency-Key; honoured by writeTx. */
+  readonly idempotency?: IdempotencyClaim;
 }

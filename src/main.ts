@@ -5,7 +5,7 @@ import { ROLES, TENANT_ID_PATTERN, type Role } from './auth/principal.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { Db } from './platform/db/db.js';
 import { MigrationError } from './platform/db/migrate.js';
-import { createLogger, safeError, type Logger } from './platform/log.js';
+import { createLogger, type Logger } from './platform/log.js';
 
 const DEMO_TENANT = 'demo';
 
@@ -106,11 +106,12 @@ async function tokenCommand(config: Config, args: string[]): Promise<number> {
 
 async function serve(config: Config): Promise<number> {
   const log = createLogger(config.logLevel);
-  const [{ buildApp }, { createDeps }, { migrate }, { seedDemo }] = await Promise.all([
+  const [{ buildApp }, { createDeps }, { migrate }, { seedDemo }, { startKeySweeper }] = await Promise.all([
     import('./app.js'),
     import('./container.js'),
     import('./platform/db/migrate.js'),
     import('./features/demo/demo.seed.js'),
+    import('./features/idempotency/sweeper.js'),
   ]);
   const deps = await createDeps(config, log).catch(asOperatorError);
   try {
@@ -128,6 +129,7 @@ async function serve(config: Config): Promise<number> {
   }
   const app = await buildApp(deps);
   await app.listen({ port: config.port, host: config.host });
+  const stopSweeper = startKeySweeper(deps.db, log);
 
   let closing = false;
   const shutdown = (signal: string) => {
@@ -139,6 +141,7 @@ async function serve(config: Config): Promise<number> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
+    stopSweeper();
     app
       .close()
       .then(() => deps.close())
@@ -148,7 +151,7 @@ async function serve(config: Config): Promise<number> {
           log.flush(() => process.exit(0));
         },
         (err: unknown) => {
-          log.error({ err: safeError(err) }, 'shutdown failed');
+          log.error({ err }, 'shutdown failed');
           log.flush(() => process.exit(1));
         },
       );

@@ -16,6 +16,12 @@ export const PERMISSIONS = {
   'locations:read': [...STAFF, 'patient'],
   'locations:write': ['admin', 'manager'],
   'locations:delete': ['admin'],
+  // Clinicians author forms (create and edit drafts); publishing (activate, retire, importing a
+  // non-draft) and deleting drafts stay with admins and managers.
+  'questionnaires:read': [...STAFF, 'patient'],
+  'questionnaires:write': ['admin', 'manager', 'clinician'],
+  'questionnaires:publish': ['admin', 'manager'],
+  'questionnaires:delete': ['admin', 'manager'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -2,10 +2,21 @@ import type { FastifyRequest } from 'fastify';
 import type { Deps } from '../container.js';
 import type { Ctx } from '../context.js';
 import type { Logger } from '../platform/log.js';
+import type { StoredResponse } from '../features/idempotency/idempotency.js';
 import { principalOf } from './auth.js';
+import { idempotencyClaimOf } from './idempotency.js';
 
 /** The service-layer context of an authenticated request. */
 export function ctxOf(deps: Deps, request: FastifyRequest): Ctx {
   const principal = principalOf(request);
-  return { principal, tenantId: principal.tenantId, requestId: request.id, now: deps.now, db: deps.db, log: request.log as Logger };
+  return { principal, tenantId: principal.tenantId, requestId: request.id, now: deps.now, db: deps.db, cache: deps.resources, log: request.log as Logger };
+}
+
+/**
+ * The context of a POST or PATCH: `respond` says how this route answers with the service's
+ * result, so an Idempotency-Key can record that answer in the write's own transaction.
+ */
+export function writeCtxOf(deps: Deps, request: FastifyRequest, respond: (result: unknown) => StoredResponse): Ctx {
+  const idempotency = idempotencyClaimOf(request, respond);
+  return { ...ctxOf(deps, request), ...(idempotency ? { idempotency } : {}) };
 }

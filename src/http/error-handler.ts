@@ -2,7 +2,7 @@
 // validation), our AppErrors, database outages and crashes alike.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, envelope } from '../errors.js';
-import { pgError } from '../platform/db/errors.js';
+import { isDatabaseUnavailable, pgError } from '../platform/db/errors.js';
 import { formatErrors } from '../platform/validation.js';
 
 const FRAMEWORK: Record<string, () => AppError> = {
@@ -26,16 +26,8 @@ export function toAppError(err: unknown): AppError {
     return new AppError('VALIDATION_FAILED', undefined, formatErrors(fe.validation as never, SOURCE_PREFIX[fe.validationContext ?? 'body'] ?? ''));
   }
   if (typeof fe?.code === 'string' && FRAMEWORK[fe.code]) return FRAMEWORK[fe.code]!();
-  const pg = pgError(err);
-  if (pg) {
-    if (pg.code === '57014') return new AppError('TIMEOUT', 'The database operation ran past its deadline');
-    // Class 08 connection exceptions, 57P0x shutdowns, 53xxx resources: the database is unavailable.
-    if (/^(08|57P0|53)/.test(pg.code)) return unavailable();
-  }
-  const msg = err instanceof Error ? err.message : '';
-  if (/ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect|Connection terminated|database is closed|Cannot use a pool after calling end|Client has encountered a connection error/i.test(msg)) {
-    return unavailable();
-  }
+  if (pgError(err)?.code === '57014') return new AppError('TIMEOUT', 'The database operation ran past its deadline');
+  if (isDatabaseUnavailable(err)) return unavailable();
   if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new AppError(fe.statusCode === 413 ? 'PAYLOAD_TOO_LARGE' : fe.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'MALFORMED_REQUEST');
   }

@@ -43,7 +43,8 @@ export async function startServer(mode: Mode, env: Record<string, string> = {}):
     LOG_LEVEL: 'info',
     DATA_DIR: dataDir,
     SEED_DEMO: 'false',
-    ...(mode === 'postgres' ? { DATABASE_URL: inject('postgresUrl')!, DATABASE_POOL_SIZE: '20' } : {}),
+    // Server mode is PostgreSQL plus Redis (when TEST_REDIS_URL is set), as in production.
+    ...(mode === 'postgres' ? { DATABASE_URL: inject('postgresUrl')!, DATABASE_POOL_SIZE: '20', ...(inject('redisUrl') ? { REDIS_URL: inject('redisUrl')! } : {}) } : {}),
     ...env,
   });
   const logs: string[] = [];

@@ -8,6 +8,7 @@ import type { Logger } from '../../platform/log.js';
 import { createLocation } from '../locations/locations.service.js';
 import { createPatient } from '../patients/patients.service.js';
 import { createProvider } from '../providers/providers.service.js';
+import { noResourceCache } from '../shared/resource-cache.js';
 import { insertTenant } from '../tenants/tenants.service.js';
 import { DEMO_LOCATIONS, DEMO_TENANT, demoPatients, demoProviders } from './demo-data.js';
 
@@ -21,7 +22,7 @@ export interface SeedReport {
 export async function seedDemo(db: Db, log: Logger, now = () => new Date()): Promise<SeedReport> {
   return db.tx(DEMO_TENANT, async (q) => {
     if (!(await insertTenant(q, DEMO_TENANT, 'Demo Clinic Group'))) return { seeded: false, locations: 0, providers: 0, patients: 0 };
-    const ctx: Ctx = { principal: systemPrincipal(DEMO_TENANT), tenantId: DEMO_TENANT, requestId: 'seed', now, db: withinTransaction(q, db), log };
+    const ctx: Ctx = { principal: systemPrincipal(DEMO_TENANT), tenantId: DEMO_TENANT, requestId: 'seed', now, db: withinTransaction(q, db), cache: noResourceCache, log };
     const locationIds: string[] = [];
     for (const l of DEMO_LOCATIONS) locationIds.push((await createLocation(ctx, l)).id);
     const providers = demoProviders(locationIds);

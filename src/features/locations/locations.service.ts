@@ -4,6 +4,8 @@ import type { Ctx } from '../../context.js';
 import { AppError, notFound } from '../../errors.js';
 import { assertValid } from '../../platform/validation.js';
 import { mergePatch } from '../shared/merge-patch.js';
+import { cachePut, readThrough } from '../shared/resource-cache.js';
+import { writeTx } from '../shared/write-tx.js';
 import { pageRequest, toPage } from '../shared/pagination.js';
 import { assertCurrent, iso, requireVersion } from '../shared/versioning.js';
 import { findLive, listLive, softDeleteLocked, updateLocked } from '../shared/versioned-repo.js';
@@ -27,15 +29,20 @@ export async function createLocation(ctx: Ctx, input: LocationInput): Promise<Lo
   authorize(ctx.principal, 'locations:write');
   const now = ctx.now();
   const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, name: input.name, address: input.address ?? null, timeZone: input.timeZone, createdAt: now, updatedAt: now };
-  await ctx.db.tx(ctx.tenantId, (q) => q.insert(locations).values(row));
-  return toLocation({ ...row, deletedAt: null });
+  return cachePut(ctx, 'locations', await writeTx(ctx, async (q) => {
+    await q.insert(locations).values(row);
+    return toLocation({ ...row, deletedAt: null });
+  }));
 }
 
 export async function getLocation(ctx: Ctx, id: string): Promise<Location> {
   authorize(ctx.principal, 'locations:read');
-  const row = await ctx.db.read(ctx.tenantId, (q) => findLive<LocationRow>(q, locations, ctx.tenantId, id));
-  if (!row) throw notFound('Location');
-  return toLocation(row);
+  const found = await readThrough(ctx, 'locations', id, async () => {
+    const row = await ctx.db.read(ctx.tenantId, (q) => findLive<LocationRow>(q, locations, ctx.tenantId, id));
+    return row && toLocation(row);
+  });
+  if (!found) throw notFound('Location');
+  return found;
 }
 
 export async function listLocations(ctx: Ctx, query: LocationListQuery) {
@@ -48,22 +55,23 @@ export async function listLocations(ctx: Ctx, query: LocationListQuery) {
 export async function updateLocation(ctx: Ctx, id: string, expectedVersion: number | undefined, patch: object): Promise<Location> {
   authorize(ctx.principal, 'locations:write');
   const expected = requireVersion(expectedVersion);
-  return ctx.db.tx(ctx.tenantId, async (q) => {
+  return cachePut(ctx, 'locations', await writeTx(ctx, async (q) => {
     const current = toLocation(assertCurrent(await findLive<LocationRow>(q, locations, ctx.tenantId, id, true), expected, 'Location'));
     const next = mergePatch(inputOf(current), patch);
     assertValid<LocationInput>(LocationInput, next);
     const row = await updateLocked<LocationRow>(q, locations, ctx.tenantId, id, { name: next.name, address: next.address ?? null, timeZone: next.timeZone }, ctx.now());
     return toLocation(row);
-  });
+  }));
 }
 
 export async function deleteLocation(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
   authorize(ctx.principal, 'locations:delete');
   const expected = requireVersion(expectedVersion);
-  await ctx.db.tx(ctx.tenantId, async (q) => {
+  const deletedVersion = await writeTx(ctx, async (q) => {
     assertCurrent(await findLive<LocationRow>(q, locations, ctx.tenantId, id, true), expected, 'Location');
     const inUse = await countProvidersAt(q, ctx.tenantId, id);
     if (inUse > 0) throw new AppError('CONFLICT', `Location is assigned to ${inUse} provider(s); remove it from them first`);
-    await softDeleteLocked(q, locations, ctx.tenantId, id, ctx.now());
+    return softDeleteLocked(q, locations, ctx.tenantId, id, ctx.now());
   });
+  await ctx.cache.tombstone(ctx.tenantId, 'locations', id, deletedVersion);
 }

@@ -4,6 +4,8 @@ import type { Ctx } from '../../context.js';
 import { notFound, validationFailed, type ErrorDetail } from '../../errors.js';
 import { assertValid } from '../../platform/validation.js';
 import { mergePatch } from '../shared/merge-patch.js';
+import { cachePut, readThrough } from '../shared/resource-cache.js';
+import { writeTx } from '../shared/write-tx.js';
 import { pageRequest, toPage } from '../shared/pagination.js';
 import { findLive, softDeleteLocked, updateLocked } from '../shared/versioned-repo.js';
 import { assertCurrent, iso, requireVersion } from '../shared/versioning.js';
@@ -63,16 +65,21 @@ export async function createPatient(ctx: Ctx, input: PatientInput): Promise<Pati
   checkRules(ctx, input);
   const now = ctx.now();
   const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, ...columnsOf(input), createdAt: now, updatedAt: now };
-  await ctx.db.tx(ctx.tenantId, (q) => q.insert(patients).values(row));
-  return toPatient({ ...row, deletedAt: null });
+  return cachePut(ctx, 'patients', await writeTx(ctx, async (q) => {
+    await q.insert(patients).values(row);
+    return toPatient({ ...row, deletedAt: null });
+  }));
 }
 
 export async function getPatient(ctx: Ctx, id: string): Promise<Patient> {
   authorize(ctx.principal, 'patients:read');
   assertInScope(ctx, id);
-  const row = await ctx.db.read(ctx.tenantId, (q) => findLive<PatientRow>(q, patients, ctx.tenantId, id));
-  if (!row) throw notFound('Patient');
-  return toPatient(row);
+  const found = await readThrough(ctx, 'patients', id, async () => {
+    const row = await ctx.db.read(ctx.tenantId, (q) => findLive<PatientRow>(q, patients, ctx.tenantId, id));
+    return row && toPatient(row);
+  });
+  if (!found) throw notFound('Patient');
+  return found;
 }
 
 function parseIdentifier(token: string): PatientFilters['identifier'] {
@@ -100,21 +107,22 @@ export async function updatePatient(ctx: Ctx, id: string, expectedVersion: numbe
   authorize(ctx.principal, 'patients:write');
   assertInScope(ctx, id);
   const expected = requireVersion(expectedVersion);
-  return ctx.db.tx(ctx.tenantId, async (q) => {
+  return cachePut(ctx, 'patients', await writeTx(ctx, async (q) => {
     const current = toPatient(assertCurrent(await findLive<PatientRow>(q, patients, ctx.tenantId, id, true), expected, 'Patient'));
     const next = mergePatch(inputOf(current), patch);
     assertValid<PatientInput>(PatientInput, next);
     checkRules(ctx, next);
     return toPatient(await updateLocked<PatientRow>(q, patients, ctx.tenantId, id, columnsOf(next), ctx.now()));
-  });
+  }));
 }
 
 export async function deletePatient(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
   authorize(ctx.principal, 'patients:delete');
   assertInScope(ctx, id);
   const expected = requireVersion(expectedVersion);
-  await ctx.db.tx(ctx.tenantId, async (q) => {
+  const deletedVersion = await writeTx(ctx, async (q) => {
     assertCurrent(await findLive<PatientRow>(q, patients, ctx.tenantId, id, true), expected, 'Patient');
-    await softDeleteLocked(q, patients, ctx.tenantId, id, ctx.now());
+    return softDeleteLocked(q, patients, ctx.tenantId, id, ctx.now());
   });
+  await ctx.cache.tombstone(ctx.tenantId, 'patients', id, deletedVersion);
 }

@@ -7,6 +7,8 @@ import { isUniqueViolation } from '../../platform/db/errors.js';
 import { assertValid } from '../../platform/validation.js';
 import { missingLocations } from '../locations/locations.repo.js';
 import { mergePatch } from '../shared/merge-patch.js';
+import { cachePut, readThrough } from '../shared/resource-cache.js';
+import { writeTx } from '../shared/write-tx.js';
 import { pageRequest, toPage } from '../shared/pagination.js';
 import { findLive, softDeleteLocked, updateLocked } from '../shared/versioned-repo.js';
 import { assertCurrent, iso, requireVersion } from '../shared/versioning.js';
@@ -64,20 +66,23 @@ export async function createProvider(ctx: Ctx, input: ProviderInput): Promise<Pr
   authorize(ctx.principal, 'providers:write');
   const now = ctx.now();
   const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, ...columnsOf(input), createdAt: now, updatedAt: now };
-  await uniqueNpi(
-    ctx.db.tx(ctx.tenantId, async (q) => {
+  return cachePut(ctx, 'providers', await uniqueNpi(
+    writeTx(ctx, async (q) => {
       await checkRules(q, ctx.tenantId, input);
       await q.insert(providers).values(row);
+      return toProvider({ ...row, deletedAt: null });
     }),
-  );
-  return toProvider({ ...row, deletedAt: null });
+  ));
 }
 
 export async function getProvider(ctx: Ctx, id: string): Promise<Provider> {
   authorize(ctx.principal, 'providers:read');
-  const row = await ctx.db.read(ctx.tenantId, (q) => findLive<ProviderRow>(q, providers, ctx.tenantId, id));
-  if (!row) throw notFound('Provider');
-  return toProvider(row);
+  const found = await readThrough(ctx, 'providers', id, async () => {
+    const row = await ctx.db.read(ctx.tenantId, (q) => findLive<ProviderRow>(q, providers, ctx.tenantId, id));
+    return row && toProvider(row);
+  });
+  if (!found) throw notFound('Provider');
+  return found;
 }
 
 export async function listProviders(ctx: Ctx, query: ProviderListQuery) {
@@ -90,22 +95,23 @@ export async function listProviders(ctx: Ctx, query: ProviderListQuery) {
 export async function updateProvider(ctx: Ctx, id: string, expectedVersion: number | undefined, patch: object): Promise<Provider> {
   authorize(ctx.principal, 'providers:write');
   const expected = requireVersion(expectedVersion);
-  return uniqueNpi(
-    ctx.db.tx(ctx.tenantId, async (q) => {
+  return cachePut(ctx, 'providers', await uniqueNpi(
+    writeTx(ctx, async (q) => {
       const current = toProvider(assertCurrent(await findLive<ProviderRow>(q, providers, ctx.tenantId, id, true), expected, 'Provider'));
       const next = mergePatch(inputOf(current), patch);
       assertValid<ProviderInput>(ProviderInput, next);
       await checkRules(q, ctx.tenantId, next);
       return toProvider(await updateLocked<ProviderRow>(q, providers, ctx.tenantId, id, columnsOf(next), ctx.now()));
     }),
-  );
+  ));
 }
 
 export async function deleteProvider(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
   authorize(ctx.principal, 'providers:delete');
   const expected = requireVersion(expectedVersion);
-  await ctx.db.tx(ctx.tenantId, async (q) => {
+  const deletedVersion = await writeTx(ctx, async (q) => {
     assertCurrent(await findLive<ProviderRow>(q, providers, ctx.tenantId, id, true), expected, 'Provider');
-    await softDeleteLocked(q, providers, ctx.tenantId, id, ctx.now());
+    return softDeleteLocked(q, providers, ctx.tenantId, id, ctx.now());
   });
+  await ctx.cache.tombstone(ctx.tenantId, 'providers', id, deletedVersion);
 }

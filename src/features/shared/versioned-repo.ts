@@ -56,9 +56,12 @@ export async function updateLocked<R>(q: Querier, t: PgTable & VersionedTable, t
   return rows[0] as R;
 }
 
-export async function softDeleteLocked(q: Querier, t: PgTable & VersionedTable, tenantId: string, id: string, now: Date): Promise<void> {
-  await q
+/** Marks the row deleted, bumping its version; returns the version it was deleted at. */
+export async function softDeleteLocked(q: Querier, t: PgTable & VersionedTable, tenantId: string, id: string, now: Date): Promise<number> {
+  const [row] = await q
     .update(t)
     .set({ deletedAt: now, updatedAt: now, version: sql`${t.version} + 1` } as never)
-    .where(liveById(t, tenantId, id));
+    .where(liveById(t, tenantId, id))
+    .returning({ version: t.version });
+  return (row as { version: number }).version;
 }

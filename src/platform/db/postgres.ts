@@ -2,9 +2,8 @@
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
-import { AppError } from '../../errors.js';
 import { APP_ROLE, withTimeout, type Db, type Querier } from './db.js';
-import { pgError } from './errors.js';
+import { isDatabaseUnavailable } from './errors.js';
 
 export interface PostgresOptions {
   url: string;
@@ -61,9 +60,9 @@ export async function createPostgresDb(o: PostgresOptions): Promise<Db> {
         return fn(tx as unknown as Querier);
       });
     } catch (err) {
-      // A statement error (SQLSTATE) or one of ours leaves the connection usable; anything else
-      // (connection lost, protocol error) leaves its session state unknown: discard it.
-      if (!pgError(err) && !(err instanceof AppError)) broken = err instanceof Error ? err : new Error(String(err));
+      // A lost connection leaves its session state unknown: discard it. Statement errors and the
+      // application's own errors leave it usable (the transaction, if any, was rolled back).
+      if (isDatabaseUnavailable(err)) broken = err as Error;
       throw err;
     } finally {
       client.release(broken);

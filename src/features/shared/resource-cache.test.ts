@@ -1,0 +1,92 @@
+import { createServer } from 'node:net';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { patientInput } from '../../../test/helpers/factories.js';
+import { client, expectError, type Client } from '../../../test/helpers/http.js';
+import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
+
+const closedPort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+
+describe.each(storageModes())('write-through resource cache on %s', (mode) => {
+  let srv: TestServer;
+  let tenant: string;
+  let api: Client;
+  beforeAll(async () => {
+    srv = await startServer(mode);
+    tenant = await srv.newTenant();
+    api = client(srv.url, await srv.token({ tenant, roles: ['admin'] }));
+  });
+  afterAll(() => srv?.close());
+
+  it('serves reads by id from the cache and writes every committed change through', async () => {
+    const p = (await api('POST', '/v1/patients', { body: patientInput() })).body;
+    expect((await api('GET', `/v1/patients/${p.id}`)).body.version).toBe(1);
+    // Change the row behind the cache's back: a cached read does not see it…
+    await srv.deps.db.tx(tenant, (q) => q.execute(sql`update patients set email = 'behind@example.org' where tenant_id = ${tenant} and id = ${p.id}`));
+    const hits = srv.deps.cache.stats().hits;
+    expect((await api('GET', `/v1/patients/${p.id}`)).body.email).toBe(p.email);
+    expect(srv.deps.cache.stats().hits).toBe(hits + 1);
+    // …and a change through the API replaces the cached version at once (read-your-writes).
+    const patched = await api('PATCH', `/v1/patients/${p.id}`, { body: { phone: '+1 555 222 3333' }, headers: { 'if-match': 'W/"1"' } });
+    expect(patched.body.version).toBe(2);
+    const read = await api('GET', `/v1/patients/${p.id}`);
+    expect(read.body).toEqual(patched.body);
+    expect(read.headers.get('etag')).toBe('W/"2"');
+  });
+
+  it('never lets an older version overwrite a newer one, nor bring back a deleted resource', async () => {
+    const v1 = (await api('POST', '/v1/patients', { body: patientInput() })).body;
+    const v2 = (await api('PATCH', `/v1/patients/${v1.id}`, { body: { phone: '+1 555 444 5555' }, headers: { 'if-match': 'W/"1"' } })).body;
+    await srv.deps.resources.put(tenant, 'patients', v1); // a slow reader arriving late with version 1
+    expect((await api('GET', `/v1/patients/${v1.id}`)).body).toEqual(v2);
+    expect((await api('DELETE', `/v1/patients/${v1.id}`, { headers: { 'if-match': 'W/"2"' } })).status).toBe(204);
+    await srv.deps.resources.put(tenant, 'patients', v2); // a late write-through of the last live version
+    expectError(await api('GET', `/v1/patients/${v1.id}`), 404, 'NOT_FOUND');
+  });
+
+  it('keeps tenants apart: a cached resource is not visible to another tenant', async () => {
+    const p = (await api('POST', '/v1/locations', { body: { name: 'Cached Clinic', timeZone: 'UTC' } })).body;
+    expect((await api('GET', `/v1/locations/${p.id}`)).status).toBe(200);
+    const other = client(srv.url, await srv.token({ tenant: await srv.newTenant(), roles: ['admin'] }));
+    expectError(await other('GET', `/v1/locations/${p.id}`), 404, 'NOT_FOUND');
+  });
+
+  it('checks roles and patient scope before the cache: a cached record is still 404 for another patient', async () => {
+    const mine = (await api('POST', '/v1/patients', { body: patientInput() })).body;
+    const theirs = (await api('POST', '/v1/patients', { body: patientInput() })).body;
+    expect((await api('GET', `/v1/patients/${theirs.id}`)).status).toBe(200); // now cached
+    const patient = client(srv.url, await srv.token({ tenant, roles: ['patient'], patientId: mine.id }));
+    expect((await patient('GET', `/v1/patients/${mine.id}`)).status).toBe(200);
+    expectError(await patient('GET', `/v1/patients/${theirs.id}`), 404, 'NOT_FOUND');
+  });
+});
+
+describe.each(storageModes())('with Redis unreachable on %s', (mode) => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startServer(mode, { REDIS_URL: `redis://127.0.0.1:${await closedPort()}` });
+  });
+  afterAll(() => srv?.close());
+
+  it('every request still succeeds from PostgreSQL, and the failures are counted and logged', async () => {
+    const api = client(srv.url, await srv.token({ tenant: await srv.newTenant(), roles: ['admin'] }));
+    const started = Date.now();
+    const p = await api('POST', '/v1/patients', { body: patientInput() });
+    expect(p.status).toBe(201);
+    expect((await api('GET', `/v1/patients/${p.body.id}`)).body).toEqual(p.body);
+    const patched = await api('PATCH', `/v1/patients/${p.body.id}`, { body: { active: false }, headers: { 'if-match': 'W/"1"' } });
+    expect(patched.status).toBe(200);
+    expect((await api('GET', `/v1/patients/${p.body.id}`)).body.version).toBe(2);
+    expect((await api('DELETE', `/v1/patients/${p.body.id}`, { headers: { 'if-match': 'W/"2"' } })).status).toBe(204);
+    expectError(await api('GET', `/v1/patients/${p.body.id}`), 404, 'NOT_FOUND');
+    expect(Date.now() - started).toBeLessThan(10_000); // failing fast, not hanging on the cache
+    expect(srv.deps.cache.stats().errors).toBeGreaterThan(0);
+    expect(srv.logs.some((l) => l.includes('"level":"warn"') || l.includes('"level":"error"'))).toBe(true);
+  });
+});

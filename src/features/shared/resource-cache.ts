@@ -1,0 +1,63 @@
+// Write-through caching of resources read by id. Keys are tenant-scoped; entries carry the
+// resource version and the cache only ever moves forward (compare-and-set on the version), so
+// concurrent writers cannot leave an older version cached, and a deleted resource is kept as a
+// tombstone at its final version so a late writer of an older version cannot bring it back.
+// Failures are the cache adapter's to log and count: here they only mean "read from the database".
+import type { Cache } from '../../platform/cache/cache.js';
+
+export type CacheLookup<T> = { hit: true; value: T | null } | { hit: false };
+
+export interface ResourceCache {
+  get<T>(tenantId: string, type: string, id: string): Promise<CacheLookup<T>>;
+  /** After a committed create or change, or a database read. */
+  put<T extends { id: string; version: number }>(tenantId: string, type: string, resource: T): Promise<void>;
+  /** After a committed delete that left the resource at `version`. */
+  tombstone(tenantId: string, type: string, id: string, version: number): Promise<void>;
+}
+
+const keyOf = (tenantId: string, type: string, id: string) => `t:${tenantId}:${type}:${id.toLowerCase()}`;
+
+export function createResourceCache(cache: Cache, ttlSeconds: number): ResourceCache {
+  // setIfNewer says false both when a newer version is cached (fine) and when the cache failed;
+  // in the second case the previous version must not stay readable, so the key is dropped.
+  async function write<T>(key: string, version: number, value: T | null): Promise<void> {
+    if (await cache.setIfNewer(key, { version, value }, ttlSeconds)) return;
+    const current = await cache.get<T>(key);
+    if (!current || current.version < version) await cache.delete(key);
+  }
+  return {
+    async get<T>(tenantId: string, type: string, id: string): Promise<CacheLookup<T>> {
+      const entry = await cache.get<T>(keyOf(tenantId, type, id));
+      return entry ? { hit: true, value: entry.value } : { hit: false };
+    },
+    put: (tenantId, type, resource) => write(keyOf(tenantId, type, resource.id), resource.version, resource),
+    tombstone: (tenantId, type, id, version) => write(keyOf(tenantId, type, id), version, null),
+  };
+}
+
+/** For contexts without a cache (seeding, CLI): every lookup misses, writes are dropped. */
+export const noResourceCache: ResourceCache = {
+  get: async () => ({ hit: false }),
+  put: async () => {},
+  tombstone: async () => {},
+};
+
+/** Reads a resource by id through the cache; a database hit fills the cache. */
+export async function readThrough<T extends { id: string; version: number }>(
+  ctx: { tenantId: string; cache: ResourceCache },
+  type: string,
+  id: string,
+  load: () => Promise<T | undefined>,
+): Promise<T | undefined> {
+  const cached = await ctx.cache.get<T>(ctx.tenantId, type, id);
+  if (cached.hit) return cached.value ?? undefined;
+  const value = await load();
+  if (value) await ctx.cache.put(ctx.tenantId, type, value);
+  return value;
+}
+
+/** Writes a committed resource through to the cache and passes it on. */
+export async function cachePut<T extends { id: string; version: number }>(ctx: { tenantId: string; cache: ResourceCache }, type: string, resource: T): Promise<T> {
+  await ctx.cache.put(ctx.tenantId, type, resource);
+  return resource;
+}
