@@ -10,6 +10,7 @@ import { mergePatch } from '../shared/merge-patch.js';
 import { pageRequest, toPage } from '../shared/pagination.js';
 import { findLive, softDeleteLocked, updateLocked } from '../shared/versioned-repo.js';
 import { assertCurrent, iso, requireVersion } from '../shared/versioning.js';
+import { cachePut, readThrough } from '../shared/resource-cache.js';
 import { writeTx } from '../shared/write-tx.js';
 import { importBundle } from './bundle-import.js';
 import { definitionProblems, nestsDeeperThan, type DefinitionOptions } from './definition-rules.js';
@@ -101,17 +102,20 @@ export async function createQuestionnaire(ctx: Ctx, body: unknown, query: Questi
   if (resource.status !== 'draft') authorize(ctx.principal, 'questionnaires:publish');
   const now = ctx.now();
   const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, ...columnsOf(resource), createdAt: now, updatedAt: now };
-  return writeTx(ctx, async (q) => {
+  return cachePut(ctx, 'questionnaires', await writeTx(ctx, async (q) => {
     await q.insert(questionnaires).values(row);
     return toView({ ...row, deletedAt: null });
-  });
+  }));
 }
 
 export async function getQuestionnaire(ctx: Ctx, id: string): Promise<QuestionnaireView> {
   authorize(ctx.principal, 'questionnaires:read');
-  const row = await ctx.db.read(ctx.tenantId, (q) => findLive<QuestionnaireRow>(q, questionnaires, ctx.tenantId, id));
-  if (!row || (row.status === 'draft' && !seesDrafts(ctx))) throw notFound('Questionnaire');
-  return toView(row);
+  const found = await readThrough(ctx, 'questionnaires', id, async () => {
+    const row = await ctx.db.read(ctx.tenantId, (q) => findLive<QuestionnaireRow>(q, questionnaires, ctx.tenantId, id));
+    return row && toView(row);
+  });
+  if (!found || (found.status === 'draft' && !seesDrafts(ctx))) throw notFound('Questionnaire');
+  return found;
 }
 
 export async function listQuestionnaires(ctx: Ctx, query: QuestionnaireListQuery) {
@@ -142,7 +146,7 @@ export async function updateQuestionnaire(ctx: Ctx, id: string, expectedVersion:
   if (managed.length > 0) throw validationFailed(managed);
   const status = statusIn(patch);
 
-  return writeTx(ctx, async (q) => {
+  return cachePut(ctx, 'questionnaires', await writeTx(ctx, async (q) => {
     const row = assertCurrent(await findLive<QuestionnaireRow>(q, questionnaires, ctx.tenantId, id, true), expected, 'Questionnaire');
     if (row.status !== 'draft' && Object.keys(patch).some((k) => k !== 'status')) {
       throw new AppError('CONFLICT', `This questionnaire is ${row.status}: only its status can change (responses refer to it); create a new version as a new draft instead`);
@@ -164,21 +168,22 @@ export async function updateQuestionnaire(ctx: Ctx, id: string, expectedVersion:
       next = merged;
     }
     return toView(await updateLocked<QuestionnaireRow>(q, questionnaires, ctx.tenantId, id, columnsOf(next), ctx.now()));
-  });
+  }));
 }
 
 /** Only drafts are deleted (softly); an active or retired questionnaire is retired instead. */
 export async function deleteQuestionnaire(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
   authorize(ctx.principal, 'questionnaires:delete');
   const expected = requireVersion(expectedVersion);
-  await writeTx(ctx, async (q) => {
+  const deletedVersion = await writeTx(ctx, async (q) => {
     const row = assertCurrent(await findLive<QuestionnaireRow>(q, questionnaires, ctx.tenantId, id, true), expected, 'Questionnaire');
     if (row.status !== 'draft') {
       const hint = row.status === 'active' ? 'retire it instead (PATCH {"status": "retired"})' : 'it stays for the responses that refer to it';
       throw new AppError('CONFLICT', `Only draft questionnaires can be deleted; this one is ${row.status}: ${hint}`);
     }
-    await softDeleteLocked(q, questionnaires, ctx.tenantId, id, ctx.now());
+    return softDeleteLocked(q, questionnaires, ctx.tenantId, id, ctx.now());
   });
+  await ctx.cache.tombstone(ctx.tenantId, 'questionnaires', id, deletedVersion);
 }
 
 /**
