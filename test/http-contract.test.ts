@@ -1,17 +1,9 @@
 // The HTTP contract shared by every route: the error envelope on every error path (routing,
 // parsing, media type, size, validation, crashes, outages), X-Request-ID, X-Response-Time, health.
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { rmSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { buildApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { createDeps, type Deps } from '../src/container.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS } from '../src/errors.js';
-import { createLogger } from '../src/platform/log.js';
 import { patientInput } from './helpers/factories.js';
 import { client, expectError, type Client, type Res } from './helpers/http.js';
 import { parseLogs, requestLineOf, waitFor } from './helpers/logs.js';
@@ -329,69 +321,35 @@ describe('HTTP contract when the database is unreachable (PostgreSQL refusing co
   });
 });
 
-// A server built by hand so a test route can throw: buildApp, extra routes, then listen.
-interface BoomServer {
-  url: string;
-  deps: Deps;
-  app: FastifyInstance;
-  logs: string[];
-  token: string;
-  close(): Promise<void>;
+// A test server with extra routes that throw, added before it listens.
+interface BoomServer extends TestServer {
+  adminToken: string;
 }
 
 const PHI_MESSAGE = `Patient ${PHI_NAME} born 1961-07-04, MRN-ZQ-998877, zebulon.q@example.org`;
 
 async function startBoomServer(mode: Mode): Promise<BoomServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'carebase-boom-'));
-  if (mode === 'pglite') cpSync(inject('pgliteTemplate'), join(dataDir, 'pg'), { recursive: true });
-  const config = loadConfig({
-    NODE_ENV: 'test',
-    HOST: '127.0.0.1',
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    DATA_DIR: dataDir,
-    SEED_DEMO: 'false',
-    ...(mode === 'postgres' ? { DATABASE_URL: inject('postgresUrl')! } : {}),
-  });
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logs.push(...String(chunk).split('\n').filter(Boolean));
-      cb();
-    },
-  });
-  const deps = await createDeps(config, createLogger(config.logLevel, sink));
-  const app = await buildApp(deps);
   const tenant = `t-boom-${Math.random().toString(16).slice(2, 10)}`;
-  await deps.tenants.create(tenant, 'Boom');
-  app.get('/v1/boom', async () => {
-    throw new Error(PHI_MESSAGE);
-  });
-  app.get('/v1/boom-sync', () => {
-    throw new TypeError(PHI_MESSAGE);
-  });
-  app.get('/v1/boom-object', async () => {
-    throw { message: PHI_MESSAGE, patient: PHI_NAME };
-  });
-  // A database error whose message (and drizzle's wrapper, which lists parameters) quotes the input.
-  app.get('/v1/boom-db', async () => deps.db.read(tenant, (q) => q.execute(sql`select ${PHI_MESSAGE}::int as n`)));
-  app.get('/v1/boom-public', { config: { public: true } }, async () => {
-    throw new RangeError(PHI_MESSAGE);
-  });
-  const url = await app.listen({ port: 0, host: '127.0.0.1' });
-  const token = await deps.devIssuer!.sign({ tenant, roles: ['admin'], sub: 'boom-tester' });
-  return {
-    url,
-    deps,
-    app,
-    logs,
-    token,
-    async close() {
-      await app.close();
-      await deps.close();
-      rmSync(dataDir, { recursive: true, force: true });
+  const srv = await startServer(mode, {}, {
+    beforeListen(app, deps) {
+      app.get('/v1/boom', async () => {
+        throw new Error(PHI_MESSAGE);
+      });
+      app.get('/v1/boom-sync', () => {
+        throw new TypeError(PHI_MESSAGE);
+      });
+      app.get('/v1/boom-object', async () => {
+        throw { message: PHI_MESSAGE, patient: PHI_NAME };
+      });
+      // A database error whose message (and drizzle's wrapper, which lists parameters) quotes the input.
+      app.get('/v1/boom-db', async () => deps.db.read(tenant, (q) => q.execute(sql`select ${PHI_MESSAGE}::int as n`)));
+      app.get('/v1/boom-public', { config: { public: true } }, async () => {
+        throw new RangeError(PHI_MESSAGE);
+      });
     },
-  };
+  });
+  await srv.deps.tenants.create(tenant, 'Boom');
+  return Object.assign(srv, { adminToken: await srv.token({ tenant, roles: ['admin'], sub: 'boom-tester' }) });
 }
 
 describe.each(storageModes())('unexpected errors on %s', (mode) => {
@@ -399,7 +357,7 @@ describe.each(storageModes())('unexpected errors on %s', (mode) => {
   let api: Client;
   beforeAll(async () => {
     srv = await startBoomServer(mode);
-    api = client(srv.url, srv.token);
+    api = client(srv.url, srv.adminToken);
   });
   afterAll(() => srv?.close());
 

@@ -33,7 +33,12 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(mode: Mode, env: Record<string, string> = {}): Promise<TestServer> {
+export interface StartOptions {
+  /** Runs after buildApp and before listen: tests may add routes of their own (e.g. one that throws). */
+  beforeListen?: (app: FastifyInstance, deps: Deps) => void | Promise<void>;
+}
+
+export async function startServer(mode: Mode, env: Record<string, string> = {}, opts: StartOptions = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'carebase-srv-'));
   if (mode === 'pglite') cpSync(inject('pgliteTemplate'), join(dataDir, 'pg'), { recursive: true });
   const config = loadConfig({
@@ -56,6 +61,7 @@ export async function startServer(mode: Mode, env: Record<string, string> = {}):
   });
   const deps = await createDeps(config, createLogger(config.logLevel, sink));
   const app = await buildApp(deps);
+  await opts.beforeListen?.(app, deps);
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   return {
     url: address,
