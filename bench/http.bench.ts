@@ -1,7 +1,8 @@
-// Load scenarios for the patient endpoints: GET /v1/patients/{id}, POST /v1/patients and
-// PATCH /v1/patients/{id}, against a real `carebase serve` process on loopback, in embedded
-// (PGlite) and server (PostgreSQL) mode. Bounded: BENCH_SECONDS per scenario (default 10).
-// Usage: npm run bench [-- embedded|server ...]; results are appended to bench/RESULTS.md.
+// Load scenarios for the patient endpoints, against a real `carebase serve` process on loopback,
+// in server mode (PostgreSQL + Redis) and embedded mode (PGlite, in-process cache):
+// GET /v1/patients/{id} (served by the write-through cache), GET /v1/patients (a list: always the
+// database), POST /v1/patients and PATCH /v1/patients/{id}. Bounded: N seconds per scenario
+// (default 10). Usage: npm run bench [-- embedded|server] [N]; results are appended to RESULTS.md.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ const CLI = join(ROOT, 'bin/carebase.mjs');
 const SECONDS = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 10);
 const CONNECTIONS = 50;
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const REDIS_URL = 'redis://127.0.0.1:6379';
 const modes = process.argv.filter((a) => a === 'embedded' || a === 'server');
 
 interface Row {
@@ -85,6 +87,7 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
     await admin.end();
     env.DATABASE_URL = ADMIN_URL.replace(/\/postgres$/, `/${dbName}`);
     env.DATABASE_POOL_SIZE = '20';
+    env.REDIS_URL = REDIS_URL;
   }
   const cli = (...args: string[]) => execFileSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8' }).trim();
   cli('migrate');
@@ -105,7 +108,9 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
 
     // Warm-up, then measure.
     await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers, duration: 2 });
-    rows.push(row(mode, 'GET /v1/patients/{id}', await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers })));
+    rows.push(row(mode, 'GET /v1/patients/{id} (cached)', await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers })));
+    // A list always reads PostgreSQL: the uncached read path.
+    rows.push(row(mode, 'GET /v1/patients?limit=20 (database)', await run({ url: `${base}/v1/patients?limit=20`, headers })));
 
     let n = 1000;
     rows.push(
