@@ -1,6 +1,5 @@
 // Server adapter: PostgreSQL through a pg connection pool.
 import pg from 'pg';
-import { sql } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { APP_ROLE, withTimeout, type Db, type Querier } from './db.js';
 import { isDatabaseUnavailable } from './errors.js';
@@ -53,12 +52,9 @@ export async function createPostgresDb(o: PostgresOptions): Promise<Db> {
     try {
       const db = (client[HANDLE] ??= drizzle({ client }));
       if (!inTx) return await fn(db as unknown as Querier);
-      return await db.transaction(async (tx) => {
-        // The tenant is already set for the session; setting it locally too keeps the rule
-        // "every transaction sets its tenant" true even if session state were ever lost.
-        await tx.execute(sql`select set_config('app.tenant_id', ${tenantId}, true)`);
-        return fn(tx as unknown as Querier);
-      });
+      // checkout() scoped the session to this tenant, so the transaction needs no set_config of
+      // its own (one round trip less per write); a connection whose state is in doubt is discarded.
+      return await db.transaction((tx) => fn(tx as unknown as Querier));
     } catch (err) {
       // A lost connection leaves its session state unknown: discard it. Statement errors and the
       // application's own errors leave it usable (the transaction, if any, was rolled back).
