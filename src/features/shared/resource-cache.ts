@@ -17,17 +17,51 @@ export interface ResourceCache {
 
 const keyOf = (tenantId: string, type: string, id: string) => `t:${tenantId}:${type}:${id.toLowerCase()}`;
 
-export function createResourceCache(cache: Cache, ttlSeconds: number): ResourceCache {
+// Keys whose write-through and repair both failed (the cache was down). Until a later delete
+// succeeds, this process reads them from the database, and every cache access retries the
+// deletes (at most once a second), so the old version is gone as soon as the cache is back.
+const MAX_UNHEALED = 10_000;
+const HEAL_INTERVAL_MS = 1000;
+
+export function createResourceCache(cache: Cache, ttlSeconds: number, now = () => Date.now()): ResourceCache {
+  const unhealed = new Set<string>();
+  let lastHeal = Number.NEGATIVE_INFINITY;
+
+  async function heal(): Promise<void> {
+    if (unhealed.size === 0 || now() - lastHeal < HEAL_INTERVAL_MS) return;
+    lastHeal = now();
+    for (const key of [...unhealed]) {
+      if (!(await cache.delete(key))) return; // still down: try again later
+      unhealed.delete(key);
+    }
+  }
+
+  function remember(key: string): void {
+    // Past the bound the oldest entry is dropped; the TTL still bounds how stale it can be.
+    if (unhealed.size >= MAX_UNHEALED) unhealed.delete(unhealed.values().next().value!);
+    unhealed.add(key);
+  }
+
   // setIfNewer says false both when a newer version is cached (fine) and when the cache failed;
   // in the second case the previous version must not stay readable, so the key is dropped.
   async function write<T>(key: string, version: number, value: T | null): Promise<void> {
-    if (await cache.setIfNewer(key, { version, value }, ttlSeconds)) return;
+    await heal();
+    if (await cache.setIfNewer(key, { version, value }, ttlSeconds)) {
+      unhealed.delete(key);
+      return;
+    }
     const current = await cache.get<T>(key);
-    if (!current || current.version < version) await cache.delete(key);
+    if (current && current.version >= version) return;
+    if (await cache.delete(key)) unhealed.delete(key);
+    else remember(key);
   }
+
   return {
     async get<T>(tenantId: string, type: string, id: string): Promise<CacheLookup<T>> {
-      const entry = await cache.get<T>(keyOf(tenantId, type, id));
+      await heal();
+      const key = keyOf(tenantId, type, id);
+      if (unhealed.has(key)) return { hit: false };
+      const entry = await cache.get<T>(key);
       return entry ? { hit: true, value: entry.value } : { hit: false };
     },
     put: (tenantId, type, resource) => write(keyOf(tenantId, type, resource.id), resource.version, resource),

@@ -138,7 +138,7 @@ describe.each(adapters)('cache contract: %s', (name, make) => {
     await cache.setIfNewer(k, { version: 2, value: 'x' }, 60);
     await cache.delete(k);
     expect(await cache.get(k)).toBeUndefined();
-    await expect(cache.delete(key())).resolves.toBeUndefined();
+    await expect(cache.delete(key())).resolves.toBe(true);
     // After a heal (delete) the next fill is accepted whatever its version.
     expect(await cache.setIfNewer(k, { version: 1, value: 'y' }, 60)).toBe(true);
   });
@@ -196,7 +196,7 @@ describe('redis adapter during an outage', () => {
       const [stored, setMs] = await timed(cache.setIfNewer('tenant-a:patient:1', { version: 1, value: { secret: 'PHI-VALUE' } }, 60));
       expect(stored).toBe(false);
       expect(setMs).toBeLessThan(200);
-      await expect(cache.delete('tenant-a:patient:1')).resolves.toBeUndefined();
+      await expect(cache.delete('tenant-a:patient:1')).resolves.toBe(false);
     }
     expect(cache.stats()).toEqual({ hits: 0, misses: 0, errors: 6 });
     const [, pingMs] = await timed(expect(cache.ping(200)).rejects.toThrow(/not ready/));

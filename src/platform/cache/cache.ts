@@ -29,8 +29,8 @@ export interface Cache {
    * returns whether it stored. ttlSeconds may be fractional (millisecond precision). Never throws.
    */
   setIfNewer<T>(key: string, entry: CacheEntry<T>, ttlSeconds: number): Promise<boolean>;
-  /** Removes the key (used to heal after a failed write-through). Never throws. */
-  delete(key: string): Promise<void>;
+  /** Removes the key (used to heal after a failed write-through); false when the cache failed. Never throws. */
+  delete(key: string): Promise<boolean>;
   stats(): CacheStats;
   /** Resolves when the cache answers (health checks); throws otherwise. */
   ping(timeoutMs: number): Promise<void>;

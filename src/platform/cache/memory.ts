@@ -96,8 +96,9 @@ export function createMemoryCache(o: MemoryCacheOptions): Cache {
       return true;
     },
 
-    async delete(key: string): Promise<void> {
+    async delete(key: string): Promise<boolean> {
       slots.delete(key);
+      return true;
     },
 
     stats: () => ({ ...counts }),

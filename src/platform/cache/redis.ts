@@ -189,12 +189,14 @@ export function createRedisCache(o: RedisCacheOptions): Cache {
       }
     },
 
-    async delete(key: string): Promise<void> {
-      if (closed) return;
+    async delete(key: string): Promise<boolean> {
+      if (closed) return false;
       try {
         await redis.del(prefix + key);
+        return true;
       } catch (err) {
         fail('delete', err);
+        return false;
       }
     },
 
