@@ -6,6 +6,7 @@ import type { Deps } from './container.js';
 import { locationsRoutes } from './features/locations/locations.routes.js';
 import { patientsRoutes } from './features/patients/patients.routes.js';
 import { providersRoutes } from './features/providers/providers.routes.js';
+import { questionnaireResponsesRoutes } from './features/questionnaire-responses/questionnaire-responses.routes.js';
 import { questionnairesRoutes } from './features/questionnaires/questionnaires.routes.js';
 import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
@@ -54,5 +55,6 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(providersRoutes(deps));
   await app.register(locationsRoutes(deps));
   await app.register(questionnairesRoutes(deps));
+  await app.register(questionnaireResponsesRoutes(deps));
   return app;
 }

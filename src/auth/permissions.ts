@@ -22,6 +22,12 @@ export const PERMISSIONS = {
   'questionnaires:write': ['admin', 'manager', 'clinician'],
   'questionnaires:publish': ['admin', 'manager'],
   'questionnaires:delete': ['admin', 'manager'],
+  // Questionnaire responses: a patient starts, fills, submits and reads its own (patient scope);
+  // any staff role may do so on a patient's behalf (e.g. intake at the front desk). Amending a
+  // submitted response is a clinical correction: clinicians and admins only.
+  'responses:read': [...STAFF, 'patient'],
+  'responses:write': [...STAFF, 'patient'],
+  'responses:amend': ['admin', 'clinician'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -59,3 +59,18 @@ export const simpleQuestionnaire = (over: Record<string, unknown> = {}): Record<
   ],
   ...over,
 });
+
+/**
+ * Imports a Questionnaire fixture and activates it, with a client that may publish (admin or
+ * manager); returns the questionnaire as the API returns it.
+ */
+export async function importActive(
+  api: (method: string, path: string, o?: { body?: unknown; headers?: Record<string, string> }) => Promise<{ status: number; body: any; text: string }>,
+  path: string,
+): Promise<Record<string, any>> {
+  const created = await api('POST', '/v1/questionnaires', { body: { ...fixture(path), status: 'draft' } });
+  expect(created.status, created.text).toBe(201);
+  const active = await api('PATCH', `/v1/questionnaires/${created.body.id}`, { body: { status: 'active' }, headers: { 'if-match': 'W/"1"' } });
+  expect(active.status, active.text).toBe(200);
+  return active.body;
+}

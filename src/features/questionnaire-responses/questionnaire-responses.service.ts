@@ -1,0 +1,232 @@
+// Questionnaire responses: start (in-progress) on an active questionnaire, save drafts, submit
+// (validated against the pinned questionnaire and scored by the server), and amend a submitted
+// response with a new one. Submitted responses ('completed', 'amended') never change.
+import { and, eq, type SQL } from 'drizzle-orm';
+import { v7 as uuidv7 } from 'uuid';
+import { authorize } from '../../auth/permissions.js';
+import type { Principal } from '../../auth/principal.js';
+import type { Ctx } from '../../context.js';
+import { AppError, notFound, validationFailed } from '../../errors.js';
+import type { Querier } from '../../platform/db/db.js';
+import { patients } from '../patients/patients.table.js';
+import type { Questionnaire, ResponseItem } from '../questionnaires/fhir-types.js';
+import type { QuestionnaireView } from '../questionnaires/questionnaires.schema.js';
+import { activeQuestionnaireFor, toView } from '../questionnaires/questionnaires.service.js';
+import { questionnaires, type QuestionnaireRow } from '../questionnaires/questionnaires.table.js';
+import { pageRequest, toPage } from '../shared/pagination.js';
+import { cachePut, readThrough } from '../shared/resource-cache.js';
+import { findLive, listLive, softDeleteLocked, updateLocked } from '../shared/versioned-repo.js';
+import { assertCurrent, iso, requireVersion } from '../shared/versioning.js';
+import { writeTx } from '../shared/write-tx.js';
+import { scoreResponse, toFhirQuestionnaireResponse, validateResponse, withServerScore, type FhirQuestionnaireResponse, type ValidationMode } from './engine/index.js';
+import type { QuestionnaireResponse, ResponseAmend, ResponseCreate, ResponseDraft, ResponseListQuery } from './questionnaire-responses.schema.js';
+import { questionnaireResponses as responses, type ResponseRow } from './questionnaire-responses.table.js';
+
+const TYPE = 'questionnaire-responses';
+const STAFF = ['admin', 'manager', 'clinician', 'staff'] as const;
+
+/**
+ * undefined: may see every patient's responses (staff); otherwise the one patient the principal
+ * may act for (a patient token without patient_id acts for nobody).
+ */
+function scopeOf(p: Principal): string | null | undefined {
+  return STAFF.some((r) => p.roles.has(r)) ? undefined : (p.patientId ?? null);
+}
+const inScope = (p: Principal, patientId: string) => {
+  const own = scopeOf(p);
+  return own === undefined || own === patientId;
+};
+
+/**
+ * JSON with object keys in the order PostgreSQL's jsonb keeps them (shorter keys first, then by
+ * bytes), so a response reads the same before and after a round trip through the database: the
+ * 201 of a create, a later GET and an Idempotency-Key replay are byte-identical.
+ */
+function jsonbOrder<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(jsonbOrder) as T;
+  if (typeof v !== 'object' || v === null) return v;
+  const keys = Object.keys(v).sort((a, b) => {
+    const [x, y] = [Buffer.from(a), Buffer.from(b)];
+    return x.length - y.length || Buffer.compare(x, y);
+  });
+  return Object.fromEntries(keys.map((k) => [k, jsonbOrder((v as Record<string, unknown>)[k])])) as T;
+}
+
+export const toResponse = (r: ResponseRow): QuestionnaireResponse => ({
+  id: r.id,
+  version: r.version,
+  questionnaireId: r.questionnaireId,
+  questionnaireVersion: r.questionnaireVersion,
+  patientId: r.patientId,
+  status: r.status,
+  item: jsonbOrder(r.items),
+  ...(r.score ? { score: r.score } : {}),
+  ...(r.amends !== null ? { amends: r.amends } : {}),
+  ...(r.amendReason !== null ? { amendReason: r.amendReason } : {}),
+  ...(r.submittedAt ? { submittedAt: iso(r.submittedAt) } : {}),
+  createdAt: iso(r.createdAt),
+  updatedAt: iso(r.updatedAt),
+});
+
+/** The FHIR Questionnaire the engine works on, from our representation of it. */
+function engineQuestionnaire(v: QuestionnaireView): Questionnaire {
+  const { version: _v, businessVersion, createdAt: _c, updatedAt: _u, ...rest } = v as QuestionnaireView & { businessVersion?: string };
+  return { ...(rest as unknown as Questionnaire), ...(businessVersion !== undefined ? { version: businessVersion } : {}) };
+}
+
+/** The questionnaire a response is pinned to (active and retired ones never change). */
+async function pinnedQuestionnaire(q: Querier, tenantId: string, id: string): Promise<Questionnaire> {
+  const row = await findLive<QuestionnaireRow>(q, questionnaires, tenantId, id);
+  if (!row) throw new AppError('INTERNAL', 'The questionnaire of a response is missing');
+  return engineQuestionnaire(toView(row));
+}
+
+function check(q: Questionnaire, items: ResponseItem[], mode: ValidationMode): void {
+  const problems = validateResponse(q, items, mode, { basePath: '/item' });
+  if (problems.length > 0) throw validationFailed(problems, mode === 'submit' ? 'The response cannot be submitted' : 'The response is invalid');
+}
+
+/** Submit-mode validation and the server's score: what a submitted response stores. */
+function submitted(q: Questionnaire, items: ResponseItem[]) {
+  check(q, items, 'submit');
+  const score = scoreResponse(q, items);
+  return { items: withServerScore(q, items, score), score };
+}
+
+/** A live response in the principal's scope, locked for the transaction; 404 otherwise. */
+async function lockedInScope(ctx: Ctx, q: Querier, id: string): Promise<ResponseRow> {
+  const row = await findLive<ResponseRow>(q, responses, ctx.tenantId, id, true);
+  if (!row || !inScope(ctx.principal, row.patientId)) throw notFound('Questionnaire response');
+  return row;
+}
+
+function assertInProgress(row: ResponseRow): void {
+  if (row.status !== 'in-progress') {
+    throw new AppError('RESPONSE_SUBMITTED', `This response is ${row.status} and cannot be changed; amend it instead (POST /v1/questionnaire-responses/${row.id}/amend)`);
+  }
+}
+
+async function assertPatient(ctx: Ctx, q: Querier, patientId: string): Promise<void> {
+  const found = inScope(ctx.principal, patientId) && (await findLive(q, patients, ctx.tenantId, patientId));
+  if (!found) throw validationFailed([{ path: '/patientId', message: 'no such patient' }]);
+}
+
+export async function createResponse(ctx: Ctx, input: ResponseCreate): Promise<QuestionnaireResponse> {
+  authorize(ctx.principal, 'responses:write');
+  const now = ctx.now();
+  const items = (input.item ?? []) as ResponseItem[];
+  return cachePut(ctx, TYPE, await writeTx(ctx, async (q) => {
+    await assertPatient(ctx, q, input.patientId);
+    const view = await activeQuestionnaireFor(q, ctx.tenantId, input.questionnaireId);
+    check(engineQuestionnaire(view), items, 'draft');
+    const row: ResponseRow = {
+      tenantId: ctx.tenantId, id: uuidv7(), version: 1, questionnaireId: view.id, questionnaireVersion: view.version, patientId: input.patientId,
+      status: 'in-progress', items, score: null, amends: null, amendReason: null, submittedAt: null, createdAt: now, updatedAt: now, deletedAt: null,
+    };
+    await q.insert(responses).values(row);
+    return toResponse(row);
+  }));
+}
+
+async function loadResponse(ctx: Ctx, id: string): Promise<QuestionnaireResponse> {
+  authorize(ctx.principal, 'responses:read');
+  const found = await readThrough(ctx, TYPE, id, async () => {
+    const row = await ctx.db.read(ctx.tenantId, (q) => findLive<ResponseRow>(q, responses, ctx.tenantId, id));
+    return row && toResponse(row);
+  });
+  if (!found || !inScope(ctx.principal, found.patientId)) throw notFound('Questionnaire response');
+  return found;
+}
+
+export const getResponse = (ctx: Ctx, id: string) => loadResponse(ctx, id);
+
+/** The response as a FHIR R4 QuestionnaireResponse (questionnaire by canonical URL when it has one). */
+export async function getResponseFhir(ctx: Ctx, id: string): Promise<{ fhir: FhirQuestionnaireResponse; version: number }> {
+  const r = await loadResponse(ctx, id);
+  const q = await ctx.db.read(ctx.tenantId, (tx) => pinnedQuestionnaire(tx, ctx.tenantId, r.questionnaireId));
+  const canonical = typeof q.url === 'string' ? `${q.url}${q.version !== undefined ? `|${q.version}` : ''}` : `Questionnaire/${r.questionnaireId}`;
+  const fhir = toFhirQuestionnaireResponse({
+    id: r.id,
+    questionnaire: canonical,
+    status: r.status,
+    patientId: r.patientId,
+    authored: r.submittedAt ?? r.updatedAt,
+    items: r.item as ResponseItem[],
+    score: r.score ?? null,
+  });
+  return { fhir, version: r.version };
+}
+
+export async function listResponses(ctx: Ctx, query: ResponseListQuery) {
+  authorize(ctx.principal, 'responses:read');
+  const { limit, afterId } = pageRequest(query);
+  const own = scopeOf(ctx.principal);
+  if (own === null || (own !== undefined && query.patientId !== undefined && query.patientId !== own)) return toPage([], limit);
+  const patientId = own ?? query.patientId;
+  const filters: (SQL | undefined)[] = [
+    patientId ? eq(responses.patientId, patientId) : undefined,
+    query.questionnaireId ? eq(responses.questionnaireId, query.questionnaireId) : undefined,
+    query.status ? eq(responses.status, query.status) : undefined,
+  ];
+  const rows = await ctx.db.read(ctx.tenantId, (q) => listLive<ResponseRow>(q, responses, ctx.tenantId, limit, afterId, [and(...filters)]));
+  return toPage(rows.map(toResponse), limit);
+}
+
+/** Saves a draft: the items replace the previous ones, validated in draft mode. */
+export async function saveDraft(ctx: Ctx, id: string, expectedVersion: number | undefined, input: ResponseDraft): Promise<QuestionnaireResponse> {
+  authorize(ctx.principal, 'responses:write');
+  const expected = requireVersion(expectedVersion);
+  const items = input.item as ResponseItem[];
+  return cachePut(ctx, TYPE, await writeTx(ctx, async (q) => {
+    const row = await lockedInScope(ctx, q, id);
+    assertInProgress(row);
+    assertCurrent(row, expected, 'Questionnaire response');
+    check(await pinnedQuestionnaire(q, ctx.tenantId, row.questionnaireId), items, 'draft');
+    return toResponse(await updateLocked<ResponseRow>(q, responses, ctx.tenantId, id, { items }, ctx.now()));
+  }));
+}
+
+/** Submits the saved items: validated in submit mode, scored by the server; then it never changes. */
+export async function submitResponse(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<QuestionnaireResponse> {
+  authorize(ctx.principal, 'responses:write');
+  const expected = requireVersion(expectedVersion);
+  return cachePut(ctx, TYPE, await writeTx(ctx, async (q) => {
+    const row = await lockedInScope(ctx, q, id);
+    assertInProgress(row);
+    assertCurrent(row, expected, 'Questionnaire response');
+    const { items, score } = submitted(await pinnedQuestionnaire(q, ctx.tenantId, row.questionnaireId), row.items);
+    const now = ctx.now();
+    return toResponse(await updateLocked<ResponseRow>(q, responses, ctx.tenantId, id, { items, score, status: 'completed', submittedAt: now }, now));
+  }));
+}
+
+/** A new, submitted response that corrects a submitted one; the original stays as it was. */
+export async function amendResponse(ctx: Ctx, id: string, input: ResponseAmend): Promise<QuestionnaireResponse> {
+  authorize(ctx.principal, 'responses:amend');
+  return cachePut(ctx, TYPE, await writeTx(ctx, async (q) => {
+    const original = await lockedInScope(ctx, q, id);
+    if (original.status === 'in-progress') throw new AppError('INVALID_TRANSITION', 'Only a submitted response can be amended; change the draft with PATCH instead');
+    const { items, score } = submitted(await pinnedQuestionnaire(q, ctx.tenantId, original.questionnaireId), input.item as ResponseItem[]);
+    const now = ctx.now();
+    const row: ResponseRow = {
+      tenantId: ctx.tenantId, id: uuidv7(), version: 1, questionnaireId: original.questionnaireId, questionnaireVersion: original.questionnaireVersion,
+      patientId: original.patientId, status: 'amended', items, score, amends: original.id, amendReason: input.reason, submittedAt: now,
+      createdAt: now, updatedAt: now, deletedAt: null,
+    };
+    await q.insert(responses).values(row);
+    return toResponse(row);
+  }));
+}
+
+/** Only an in-progress response is deleted (softly). */
+export async function deleteResponse(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
+  authorize(ctx.principal, 'responses:write');
+  const expected = requireVersion(expectedVersion);
+  const deletedVersion = await writeTx(ctx, async (q) => {
+    const row = await lockedInScope(ctx, q, id);
+    assertInProgress(row);
+    assertCurrent(row, expected, 'Questionnaire response');
+    return softDeleteLocked(q, responses, ctx.tenantId, id, ctx.now());
+  });
+  await ctx.cache.tombstone(ctx.tenantId, TYPE, id, deletedVersion);
+}
