@@ -22,3 +22,16 @@ export function sendResource<T extends { version: number }>(reply: FastifyReply,
 export function sendCreated<T extends { id: string; version: number }>(reply: FastifyReply, collectionPath: string, resource: T) {
   return sendResource(reply.header('Location', `${collectionPath}/${resource.id}`), resource, 201);
 }
+
+type Versioned = { id: string; version: number };
+
+/**
+ * How sendCreated / sendResource answer, as data: what an Idempotency-Key records so that a replay
+ * has the same status, headers and body as the first answer.
+ */
+export const createdResponse = (collectionPath: string) => (r: unknown) => {
+  const { id, version } = r as Versioned;
+  return { status: 201, headers: { location: `${collectionPath}/${id}`, etag: etag(version) }, body: r };
+};
+
+export const changedResponse = (r: unknown) => ({ status: 200, headers: { etag: etag((r as Versioned).version) }, body: r });

@@ -5,8 +5,7 @@ import type { TSchema } from 'typebox';
 import type { Deps } from '../container.js';
 import type { Ctx } from '../context.js';
 import { Page } from '../features/shared/schemas.js';
-import { ifMatchVersion, sendCreated, sendResource } from './conditional.js';
-import { etag } from '../features/shared/versioning.js';
+import { changedResponse, createdResponse, ifMatchVersion, sendCreated, sendResource } from './conditional.js';
 import { ctxOf, writeCtxOf } from './ctx.js';
 import { IdParams, IfMatchHeaders } from './schemas.js';
 
@@ -34,11 +33,7 @@ export function crudRoutes<T extends Versioned>(deps: Deps, o: CrudOptions<T>): 
   const tags = [path.split('/').pop()!];
   const item = `${path}/:id`;
   return async (app) => {
-    const created = (r: unknown) => {
-      const { id, version } = r as Versioned;
-      return { status: 201, headers: { location: `${path}/${id}`, etag: etag(version) }, body: r };
-    };
-    const changed = (r: unknown) => ({ status: 200, headers: { etag: etag((r as Versioned).version) }, body: r });
+    const created = createdResponse(path);
 
     app.post(path, { schema: { tags, summary: `Create a ${noun}`, body: input, response: { 201: resource } } }, async (req, reply) =>
       sendCreated(reply, path, await s.create(writeCtxOf(deps, req, created), req.body as never)),
@@ -52,7 +47,7 @@ export function crudRoutes<T extends Versioned>(deps: Deps, o: CrudOptions<T>): 
     app.patch(
       item,
       { schema: { tags, summary: `Change a ${noun} (JSON merge patch; If-Match required)`, consumes: ['application/merge-patch+json', 'application/json'], params: IdParams, headers: IfMatchHeaders, body: patch, response: { 200: resource } } },
-      async (req, reply) => sendResource(reply, await s.update(writeCtxOf(deps, req, changed), req.params.id, ifMatchVersion(req), req.body as object)),
+      async (req, reply) => sendResource(reply, await s.update(writeCtxOf(deps, req, changedResponse), req.params.id, ifMatchVersion(req), req.body as object)),
     );
     app.delete(
       item,

@@ -5,7 +5,7 @@ import { Type } from 'typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import type { Deps } from '../../container.js';
 import { coercingAjv, strictAjv } from '../../platform/validation.js';
-import { ifMatchVersion, sendCreated, sendResource } from '../../http/conditional.js';
+import { changedResponse, createdResponse, ifMatchVersion, sendCreated, sendResource } from '../../http/conditional.js';
 import { ctxOf, writeCtxOf } from '../../http/ctx.js';
 import { IdParams, IfMatchHeaders } from '../../http/schemas.js';
 import { Page } from '../shared/schemas.js';
@@ -49,13 +49,7 @@ const optionalBody: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
   return check;
 };
 
-type Versioned = { id: string; version: number };
-// How a replayed Idempotency-Key answers: the same status, headers and body as the first time.
-const created = (r: unknown) => {
-  const { id, version } = r as Versioned;
-  return { status: 201, headers: { location: `${PATH}/${id}`, etag: etag(version) }, body: r };
-};
-const changed = (r: unknown) => ({ status: 200, headers: { etag: etag((r as Versioned).version) }, body: r });
+const created = createdResponse(PATH);
 
 export const questionnaireResponsesRoutes =
   (deps: Deps): FastifyPluginAsyncTypebox =>
@@ -103,12 +97,12 @@ export const questionnaireResponsesRoutes =
           response: { 200: QuestionnaireResponse },
         },
       },
-      async (req, reply) => sendResource(reply, await saveDraft(writeCtxOf(deps, req, changed), req.params.id, ifMatchVersion(req), req.body)),
+      async (req, reply) => sendResource(reply, await saveDraft(writeCtxOf(deps, req, changedResponse), req.params.id, ifMatchVersion(req), req.body)),
     );
     app.post(
       `${ITEM}/submit`,
       { validatorCompiler: optionalBody, schema: { tags, summary: 'Submit a response (If-Match required): checked against its questionnaire, scored by the server, then immutable', params: IdParams, headers: IfMatchHeaders, body: SubmitBody, response: { 200: QuestionnaireResponse } } },
-      async (req, reply) => sendResource(reply, await submitResponse(writeCtxOf(deps, req, changed), req.params.id, ifMatchVersion(req))),
+      async (req, reply) => sendResource(reply, await submitResponse(writeCtxOf(deps, req, changedResponse), req.params.id, ifMatchVersion(req))),
     );
     app.post(
       `${ITEM}/amend`,

@@ -6,19 +6,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import type { Deps } from '../../container.js';
-import { ifMatchVersion, sendCreated, sendResource } from '../../http/conditional.js';
+import { changedResponse, createdResponse, ifMatchVersion, sendCreated, sendResource } from '../../http/conditional.js';
 import { ctxOf, writeCtxOf } from '../../http/ctx.js';
 import { IdParams, IfMatchHeaders } from '../../http/schemas.js';
 import { coercingAjv } from '../../platform/validation.js';
 import { Page } from '../shared/schemas.js';
-import { etag } from '../shared/versioning.js';
 import {
   Questionnaire,
   QuestionnaireCreateQuery,
   QuestionnaireImport,
   QuestionnaireListQuery,
   QuestionnairePatch,
-  type QuestionnaireView,
 } from './questionnaires.schema.js';
 import { createQuestionnaire, deleteQuestionnaire, getQuestionnaire, listQuestionnaires, updateQuestionnaire } from './questionnaires.service.js';
 
@@ -29,12 +27,7 @@ const tags = ['questionnaires'];
 /** Query, params and headers as everywhere (coerced strings); the body is left to the service. */
 const bodyByService: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => (httpPart === 'body' ? () => true : coercingAjv.compile(schema as object));
 
-// How a replayed Idempotency-Key answers: the same status, headers and body as the first time.
-const created = (r: unknown) => {
-  const { id, version } = r as QuestionnaireView;
-  return { status: 201, headers: { location: `${PATH}/${id}`, etag: etag(version) }, body: r };
-};
-const changed = (r: unknown) => ({ status: 200, headers: { etag: etag((r as QuestionnaireView).version) }, body: r });
+const created = createdResponse(PATH);
 
 export const questionnairesRoutes =
   (deps: Deps): FastifyPluginAsyncTypebox =>
@@ -76,7 +69,7 @@ export const questionnairesRoutes =
           response: { 200: Questionnaire },
         },
       },
-      async (req, reply) => sendResource(reply, await updateQuestionnaire(writeCtxOf(deps, req, changed), req.params.id, ifMatchVersion(req), req.body)),
+      async (req, reply) => sendResource(reply, await updateQuestionnaire(writeCtxOf(deps, req, changedResponse), req.params.id, ifMatchVersion(req), req.body)),
     );
     app.delete(
       ITEM,
