@@ -13,7 +13,15 @@ const GAD7 = 'questionnaires/gad7-lhcforms.questionnaire.json';
 const phq9Items = (): any[] => fixture('questionnaires/phq9-lhcforms.questionnaireresponse.json').item;
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-describe.each(storageModes())('questionnaire responses on %s', (mode) => {
+// Every test also runs with Redis unreachable (port 1 refuses at once): the cache must never
+// change an outcome, only where a read comes from.
+const serverMode = storageModes().at(-1)!;
+const cases = [
+  ...storageModes().map((mode) => ({ name: mode, mode, env: {} as Record<string, string> })),
+  { name: `${serverMode} with Redis unreachable`, mode: serverMode, env: { REDIS_URL: 'redis://127.0.0.1:1' } },
+];
+
+describe.each(cases)('questionnaire responses on $name', ({ mode, env }) => {
   let srv: TestServer;
   let api: Client;
   let admin: Client;
@@ -22,7 +30,7 @@ describe.each(storageModes())('questionnaire responses on %s', (mode) => {
   let patientId: string;
 
   beforeAll(async () => {
-    srv = await startServer(mode);
+    srv = await startServer(mode, env);
     const tenant = await srv.newTenant();
     api = client(srv.url, await srv.token({ tenant, roles: ['clinician'] }));
     admin = client(srv.url, await srv.token({ tenant, roles: ['admin'] }));
@@ -244,5 +252,11 @@ describe.each(storageModes())('questionnaire responses on %s', (mode) => {
     expect(completed.body.data.length).toBeGreaterThan(0);
     expect(completed.body.data.every((x: any) => x.status === 'completed')).toBe(true);
     expect(completed.body.data.map((x: any) => x.id)).toContain(mine[0]);
+  });
+
+  it.runIf(env.REDIS_URL !== undefined)('really ran without a cache: every cache operation failed, none was served', () => {
+    const stats = srv.deps.cache.stats();
+    expect(stats.errors).toBeGreaterThan(0);
+    expect(stats.hits).toBe(0);
   });
 });
