@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { benchAnswers, benchQuestionnaire } from './questionnaire.fixture.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'bin/carebase.mjs');
@@ -63,6 +64,37 @@ function run(opts: autocannon.Options): Promise<autocannon.Result> {
   });
 }
 
+interface Versioned {
+  id: string;
+  version: number;
+}
+
+/**
+ * Requests that each change the next item of `items` with the version last seen for it (from the
+ * ETag'd body of the previous answer), so a correct server answers 2xx to every one.
+ */
+function roundRobin(base: string, headers: Record<string, string>, method: 'PATCH' | 'POST', items: Versioned[], pathOf: (v: Versioned) => string, bodyOf: (i: number) => unknown): autocannon.Options {
+  let next = 0;
+  return {
+    url: base,
+    requests: [
+      {
+        method,
+        setupRequest: (req, context) => {
+          const ctx = context as { v?: Versioned };
+          const v = items[next % items.length]!;
+          ctx.v = v;
+          return { ...req, path: pathOf(v), headers: { ...headers, 'if-match': `W/"${v.version}"` }, body: JSON.stringify(bodyOf(next++)) };
+        },
+        onResponse: (status, body, context) => {
+          const ctx = context as { v?: Versioned };
+          if (status === 200 && ctx.v) ctx.v.version = (JSON.parse(body) as Versioned).version;
+        },
+      },
+    ],
+  };
+}
+
 const row = (mode: string, scenario: string, r: autocannon.Result): Row => ({
   mode,
   scenario,
@@ -93,13 +125,14 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
   cli('migrate');
   cli('tenant', 'create', 'bench');
   const token = cli('token', '--tenant', 'bench', '--role', 'clinician', '--sub', 'bench', '--ttl', '7200');
+  const adminToken = cli('token', '--tenant', 'bench', '--role', 'admin', '--sub', 'bench-admin', '--ttl', '7200');
   // Request logs stay on (written to /dev/null): their cost is part of what is measured.
   const server: ChildProcess = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const rows: Row[] = [];
   try {
     await waitReady(base);
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-    const created: { id: string; version: number }[] = [];
+    const created: Versioned[] = [];
     for (let i = 0; i < 1000; i++) {
       const res = await fetch(`${base}/v1/patients`, { method: 'POST', headers, body: JSON.stringify(patient(i)) });
       const body = (await res.json()) as { id: string; version: number };
@@ -122,27 +155,29 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
 
     // Each request patches the next patient with the version it last saw, so conflicts only
     // arise if one patient were in flight twice (1,000 patients, 50 connections: it is not).
-    let next = 0;
-    rows.push(
-      row(mode, 'PATCH /v1/patients/{id}', await run({
-        url: base,
-        requests: [
-          {
-            method: 'PATCH',
-            setupRequest: (req, context) => {
-              const ctx = context as { p?: { id: string; version: number } };
-              const p = created[next++ % created.length]!;
-              ctx.p = p;
-              return { ...req, path: `/v1/patients/${p.id}`, headers: { ...headers, 'if-match': `W/"${p.version}"` }, body: JSON.stringify({ phone: `+1 555 ${String(next % 10_000).padStart(4, '0')}` }) };
-            },
-            onResponse: (status, body, context) => {
-              const ctx = context as { p?: { id: string; version: number } };
-              if (status === 200 && ctx.p) ctx.p.version = (JSON.parse(body) as { version: number }).version;
-            },
-          },
-        ],
-      })),
-    );
+    rows.push(row(mode, 'PATCH /v1/patients/{id}', await run(roundRobin(base, headers, 'PATCH', created, (p) => `/v1/patients/${p.id}`, (i) => ({ phone: `+1 555 ${String(i % 10_000).padStart(4, '0')}` })))));
+
+    // Questionnaire responses: draft saves (PATCH of the answers) and submissions (validation and
+    // server-side scoring), each on its own response.
+    const adminHeaders = { ...headers, authorization: `Bearer ${adminToken}` };
+    const q = (await (await fetch(`${base}/v1/questionnaires`, { method: 'POST', headers: adminHeaders, body: JSON.stringify(benchQuestionnaire) })).json()) as { id: string };
+    const startResponses = async (n: number) => {
+      const out: Versioned[] = [];
+      for (let i = 0; i < n; i += 50) {
+        const batch = await Promise.all(
+          Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
+            const res = await fetch(`${base}/v1/questionnaire-responses`, { method: 'POST', headers, body: JSON.stringify({ questionnaireId: q.id, patientId: created[(i + j) % created.length]!.id, item: benchAnswers(i + j) }) });
+            return (await res.json()) as Versioned;
+          }),
+        );
+        out.push(...batch);
+      }
+      return out;
+    };
+    const drafts = await startResponses(1000);
+    rows.push(row(mode, 'PATCH /v1/questionnaire-responses/{id} (draft save)', await run(roundRobin(base, headers, 'PATCH', drafts, (r) => `/v1/questionnaire-responses/${r.id}`, (i) => ({ item: benchAnswers(i) })))));
+    const toSubmit = await startResponses(mode === 'server' ? 6000 : 2000);
+    rows.push(row(mode, 'POST /v1/questionnaire-responses/{id}/submit', await run({ ...roundRobin(base, headers, 'POST', toSubmit, (r) => `/v1/questionnaire-responses/${r.id}/submit`, () => ({})), duration: 5 })));
   } finally {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));
