@@ -3,11 +3,11 @@
 import { parseArgs } from 'node:util';
 import { ROLES, TENANT_ID_PATTERN, type Role } from './auth/principal.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { DEMO_TENANT } from './features/demo/demo-data.js';
 import type { Db } from './platform/db/db.js';
 import { MigrationError } from './platform/db/migrate.js';
 import { createLogger, type Logger } from './platform/log.js';
 
-const DEMO_TENANT = 'demo';
 
 /** Startup failures whose message is the whole story (no stack trace for the operator). */
 class OperatorError extends Error {}
