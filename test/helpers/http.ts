@@ -49,3 +49,6 @@ export function expectError(res: Res, status: number, code: string) {
   if (b.error.requestId !== res.headers.get('x-request-id')) throw new Error('error.requestId differs from X-Request-ID');
   return b.error as { code: string; message: string; details?: { path: string; message: string }[]; requestId: string };
 }
+
+/** The If-Match header naming a version, as the API's ETags spell it. */
+export const ifMatch = (version: number) => ({ 'if-match': `W/"${version}"` });

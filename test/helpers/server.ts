@@ -4,7 +4,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
@@ -12,6 +12,7 @@ import type { Role } from '../../src/auth/principal.js';
 import { loadConfig } from '../../src/config.js';
 import { createDeps, type Deps } from '../../src/container.js';
 import { createLogger } from '../../src/platform/log.js';
+import { client, type Client } from './http.js';
 
 export type Mode = 'pglite' | 'postgres';
 
@@ -81,4 +82,9 @@ export async function startServer(mode: Mode, env: Record<string, string> = {}, 
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A client acting in `tenant` with one role (a patient role gets a random patient id of its own). */
+export async function clientAs(srv: TestServer, tenant: string, role: Role): Promise<Client> {
+  return client(srv.url, await srv.token({ tenant, roles: [role], sub: `${role}-user`, ...(role === 'patient' ? { patientId: randomUUID() } : {}) }));
 }

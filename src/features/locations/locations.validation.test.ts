@@ -1,11 +1,10 @@
 // Location input validation over real HTTP: every rejected request is 400 VALIDATION_FAILED with
 // details naming the field, and creates or changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, expectError, type Client } from '../../../test/helpers/http.js';
+import { client, expectError, type Client, ifMatch } from '../../../test/helpers/http.js';
 import { locationInput } from '../../../test/helpers/factories.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 
-const ifMatch = (version: number) => ({ 'if-match': `W/"${version}"` });
 const paths = (err: { details?: { path: string }[] }) => (err.details ?? []).map((d) => d.path);
 
 describe.each(storageModes())('location validation on %s', (mode) => {

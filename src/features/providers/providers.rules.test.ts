@@ -2,11 +2,10 @@
 // locationIds referring to live locations of the same tenant, and the list filters.
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, expectError, type Client } from '../../../test/helpers/http.js';
+import { client, expectError, type Client, ifMatch } from '../../../test/helpers/http.js';
 import { locationInput, providerInput } from '../../../test/helpers/factories.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 
-const ifMatch = (version: number) => ({ 'if-match': `W/"${version}"` });
 const paths = (err: { details?: { path: string }[] }) => (err.details ?? []).map((d) => d.path);
 const ids = (res: { body: { data: { id: string }[] } }) => res.body.data.map((x) => x.id);
 const VALID_NPI = '1234567893';

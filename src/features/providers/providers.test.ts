@@ -3,11 +3,9 @@
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../auth/principal.js';
-import { client, expectError, type Client, type Res } from '../../../test/helpers/http.js';
+import { client, expectError, type Client, type Res, ifMatch } from '../../../test/helpers/http.js';
 import { locationInput, providerInput } from '../../../test/helpers/factories.js';
-import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
-
-const ifMatch = (version: number) => ({ 'if-match': `W/"${version}"` });
+import { clientAs, startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 
 describe.each(storageModes())('providers CRUD on %s', (mode) => {
   let srv: TestServer;
@@ -172,8 +170,7 @@ describe.each(storageModes())('providers permissions on %s', (mode) => {
   let srv: TestServer;
   let tenant: string;
   let admin: Client;
-  const as = async (role: Role) =>
-    client(srv.url, await srv.token({ tenant, roles: [role], sub: `${role}-user`, ...(role === 'patient' ? { patientId: uuidv7() } : {}) }));
+  const as = (role: Role) => clientAs(srv, tenant, role);
   beforeAll(async () => {
     srv = await startServer(mode);
     tenant = await srv.newTenant();

@@ -2,11 +2,10 @@
 // database, on PGlite and (with TEST_DATABASE_URL) the real PostgreSQL.
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, expectError, type Client, type Res } from '../../../test/helpers/http.js';
+import { client, expectError, type Client, type Res, ifMatch } from '../../../test/helpers/http.js';
 import { simpleQuestionnaire } from '../../../test/helpers/questionnaires.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 
-const ifMatch = (version: number) => ({ 'if-match': `W/"${version}"` });
 const Q = '/v1/questionnaires';
 const rowsOf = (r: unknown) => (r as { rows: Record<string, unknown>[] }).rows;
 

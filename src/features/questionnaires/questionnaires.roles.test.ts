@@ -1,21 +1,17 @@
 // Who may do what with questionnaires, over real HTTP: everyone reads (patients only published
 // ones), clinicians author drafts, admins and managers publish, retire and delete drafts.
-import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../auth/principal.js';
-import { client, expectError, type Client } from '../../../test/helpers/http.js';
+import { client, expectError, type Client, ifMatch } from '../../../test/helpers/http.js';
 import { USSG_BUNDLE, fixture, simpleQuestionnaire } from '../../../test/helpers/questionnaires.js';
-import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
+import { clientAs, startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 
 const Q = '/v1/questionnaires';
-const ifMatch = (version: number) => ({ 'if-match': `W/"${version}"` });
-
 describe.each(storageModes())('questionnaire permissions on %s', (mode) => {
   let srv: TestServer;
   let tenant: string;
   let admin: Client;
-  const as = async (role: Role) =>
-    client(srv.url, await srv.token({ tenant, roles: [role], sub: `${role}-user`, ...(role === 'patient' ? { patientId: uuidv7() } : {}) }));
+  const as = (role: Role) => clientAs(srv, tenant, role);
   beforeAll(async () => {
     srv = await startServer(mode);
     tenant = await srv.newTenant();

@@ -3,11 +3,10 @@
 // and its conflicts. Lists and tenancy are in questionnaires.list.test.ts.
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { client, expectError, type Client } from '../../../test/helpers/http.js';
+import { client, expectError, type Client, ifMatch } from '../../../test/helpers/http.js';
 import { QUESTIONNAIRE_FIXTURES, USSG_BUNDLE, asReturned, fixture, simpleQuestionnaire } from '../../../test/helpers/questionnaires.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 
-const ifMatch = (version: number) => ({ 'if-match': `W/"${version}"` });
 const Q = '/v1/questionnaires';
 
 /** Every answerValueSet of an item tree. */
