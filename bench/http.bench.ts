@@ -19,6 +19,11 @@ const CONNECTIONS = 50;
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const modes = process.argv.filter((a) => a === 'embedded' || a === 'server');
+// --only=get,list,post,patch,draft,submit runs just those scenarios (all by default).
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const wanted = (name: string) => !only || only.includes(name);
+// BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (for instance) profiles the server under load.
+const serverNodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 
 interface Row {
   mode: string;
@@ -127,7 +132,7 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
   const token = cli('token', '--tenant', 'bench', '--role', 'clinician', '--sub', 'bench', '--ttl', '7200');
   const adminToken = cli('token', '--tenant', 'bench', '--role', 'admin', '--sub', 'bench-admin', '--ttl', '7200');
   // Request logs stay on (written to /dev/null): their cost is part of what is measured.
-  const server: ChildProcess = spawn(process.execPath, [CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const server: ChildProcess = spawn(process.execPath, [...serverNodeArgs, CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   const rows: Row[] = [];
   try {
     await waitReady(base);
@@ -141,12 +146,12 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
 
     // Warm-up, then measure.
     await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers, duration: 2 });
-    rows.push(row(mode, 'GET /v1/patients/{id} (cached)', await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers })));
+    if (wanted('get')) rows.push(row(mode, 'GET /v1/patients/{id} (cached)', await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers })));
     // A list always reads PostgreSQL: the uncached read path.
-    rows.push(row(mode, 'GET /v1/patients?limit=20 (database)', await run({ url: `${base}/v1/patients?limit=20`, headers })));
+    if (wanted('list')) rows.push(row(mode, 'GET /v1/patients?limit=20 (database)', await run({ url: `${base}/v1/patients?limit=20`, headers })));
 
     let n = 1000;
-    rows.push(
+    if (wanted('post')) rows.push(
       row(mode, 'POST /v1/patients', await run({
         url: base,
         requests: [{ method: 'POST', path: '/v1/patients', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify(patient(n++)) }) }],
@@ -155,7 +160,7 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
 
     // Each request patches the next patient with the version it last saw, so conflicts only
     // arise if one patient were in flight twice (1,000 patients, 50 connections: it is not).
-    rows.push(row(mode, 'PATCH /v1/patients/{id}', await run(roundRobin(base, headers, 'PATCH', created, (p) => `/v1/patients/${p.id}`, (i) => ({ phone: `+1 555 ${String(i % 10_000).padStart(4, '0')}` })))));
+    if (wanted('patch')) rows.push(row(mode, 'PATCH /v1/patients/{id}', await run(roundRobin(base, headers, 'PATCH', created, (p) => `/v1/patients/${p.id}`, (i) => ({ phone: `+1 555 ${String(i % 10_000).padStart(4, '0')}` })))));
 
     // Questionnaire responses: draft saves (PATCH of the answers) and submissions (validation and
     // server-side scoring), each on its own response.
@@ -174,10 +179,10 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
       }
       return out;
     };
-    const drafts = await startResponses(1000);
-    rows.push(row(mode, 'PATCH /v1/questionnaire-responses/{id} (draft save)', await run(roundRobin(base, headers, 'PATCH', drafts, (r) => `/v1/questionnaire-responses/${r.id}`, (i) => ({ item: benchAnswers(i) })))));
-    const toSubmit = await startResponses(mode === 'server' ? 6000 : 2000);
-    rows.push(row(mode, 'POST /v1/questionnaire-responses/{id}/submit', await run({ ...roundRobin(base, headers, 'POST', toSubmit, (r) => `/v1/questionnaire-responses/${r.id}/submit`, () => ({})), duration: 5 })));
+    const drafts = wanted('draft') ? await startResponses(1000) : [];
+    if (wanted('draft')) rows.push(row(mode, 'PATCH /v1/questionnaire-responses/{id} (draft save)', await run(roundRobin(base, headers, 'PATCH', drafts, (r) => `/v1/questionnaire-responses/${r.id}`, (i) => ({ item: benchAnswers(i) })))));
+    const toSubmit = wanted('submit') ? await startResponses(mode === 'server' ? 6000 : 2000) : [];
+    if (wanted('submit')) rows.push(row(mode, 'POST /v1/questionnaire-responses/{id}/submit', await run({ ...roundRobin(base, headers, 'POST', toSubmit, (r) => `/v1/questionnaire-responses/${r.id}/submit`, () => ({})), duration: 5 })));
   } finally {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));

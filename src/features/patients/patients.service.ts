@@ -5,9 +5,11 @@ import { notFound, validationFailed, type ErrorDetail } from '../../errors.js';
 import { assertValid } from '../../platform/validation.js';
 import { mergePatch } from '../shared/merge-patch.js';
 import { cachePut, readThrough } from '../shared/resource-cache.js';
-import { writeTx } from '../shared/write-tx.js';
+import { writeOne, writeTx } from '../shared/write-tx.js';
+import { changeIfCurrent } from '../shared/conditional-change.js';
+import type { Querier } from '../../platform/db/db.js';
 import { pageRequest, toPage } from '../shared/pagination.js';
-import { findLive, softDeleteLocked, updateLocked } from '../shared/versioned-repo.js';
+import { findLive, insertRow, softDeleteLocked } from '../shared/versioned-repo.js';
 import { assertCurrent, iso, requireVersion } from '../shared/versioning.js';
 import { nameTokens, searchPrefixes } from './name-search.js';
 import { listPatients as listRows, type PatientFilters } from './patients.repo.js';
@@ -65,19 +67,21 @@ export async function createPatient(ctx: Ctx, input: PatientInput): Promise<Pati
   checkRules(ctx, input);
   const now = ctx.now();
   const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, ...columnsOf(input), createdAt: now, updatedAt: now };
-  return cachePut(ctx, 'patients', await writeTx(ctx, async (q) => {
-    await q.insert(patients).values(row);
+  return cachePut(ctx, 'patients', await writeOne(ctx, async (q) => {
+    await insertRow(q, patients, row);
     return toPatient({ ...row, deletedAt: null });
   }));
 }
 
+const fromDb = (ctx: Ctx, id: string) => async (q: Querier) => {
+  const row = await findLive<PatientRow>(q, patients, ctx.tenantId, id);
+  return row && toPatient(row);
+};
+
 export async function getPatient(ctx: Ctx, id: string): Promise<Patient> {
   authorize(ctx.principal, 'patients:read');
   assertInScope(ctx, id);
-  const found = await readThrough(ctx, 'patients', id, async () => {
-    const row = await ctx.db.read(ctx.tenantId, (q) => findLive<PatientRow>(q, patients, ctx.tenantId, id));
-    return row && toPatient(row);
-  });
+  const found = await readThrough(ctx, 'patients', id, () => ctx.db.read(ctx.tenantId, fromDb(ctx, id)));
   if (!found) throw notFound('Patient');
   return found;
 }
@@ -107,13 +111,20 @@ export async function updatePatient(ctx: Ctx, id: string, expectedVersion: numbe
   authorize(ctx.principal, 'patients:write');
   assertInScope(ctx, id);
   const expected = requireVersion(expectedVersion);
-  return cachePut(ctx, 'patients', await writeTx(ctx, async (q) => {
-    const current = toPatient(assertCurrent(await findLive<PatientRow>(q, patients, ctx.tenantId, id, true), expected, 'Patient'));
-    const next = mergePatch(inputOf(current), patch);
-    assertValid<PatientInput>(PatientInput, next);
-    checkRules(ctx, next);
-    return toPatient(await updateLocked<PatientRow>(q, patients, ctx.tenantId, id, columnsOf(next), ctx.now()));
-  }));
+  return changeIfCurrent<Patient, PatientRow>(ctx, {
+    table: patients,
+    type: 'patients',
+    id,
+    expected,
+    load: fromDb(ctx, id),
+    apply: (current) => {
+      const next = mergePatch(inputOf(assertCurrent(current, expected, 'Patient')), patch);
+      assertValid<PatientInput>(PatientInput, next);
+      checkRules(ctx, next);
+      return columnsOf(next);
+    },
+    toResource: toPatient,
+  });
 }
 
 export async function deletePatient(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {

@@ -10,12 +10,12 @@ import { AppError, notFound, validationFailed } from '../../errors.js';
 import type { Querier } from '../../platform/db/db.js';
 import { patients } from '../patients/patients.table.js';
 import type { Questionnaire, ResponseItem } from '../questionnaires/fhir-types.js';
-import type { QuestionnaireView } from '../questionnaires/questionnaires.schema.js';
-import { activeQuestionnaireFor, toView } from '../questionnaires/questionnaires.service.js';
-import { questionnaires, type QuestionnaireRow } from '../questionnaires/questionnaires.table.js';
+import { activeQuestionnaireFor } from '../questionnaires/questionnaires.service.js';
 import { pageRequest, toPage } from '../shared/pagination.js';
 import { cachePut, readThrough } from '../shared/resource-cache.js';
-import { findLive, listLive, softDeleteLocked, updateLocked } from '../shared/versioned-repo.js';
+import { findLive, listLive, softDeleteLocked } from '../shared/versioned-repo.js';
+import { changeIfCurrent } from '../shared/conditional-change.js';
+import { engineQuestionnaire, pinnedQuestionnaire } from './pinned-questionnaires.js';
 import { assertCurrent, iso, requireVersion } from '../shared/versioning.js';
 import { writeTx } from '../shared/write-tx.js';
 import { scoreResponse, toFhirQuestionnaireResponse, validateResponse, withServerScore, type FhirQuestionnaireResponse, type ValidationMode } from './engine/index.js';
@@ -68,19 +68,6 @@ export const toResponse = (r: ResponseRow): QuestionnaireResponse => ({
   updatedAt: iso(r.updatedAt),
 });
 
-/** The FHIR Questionnaire the engine works on, from our representation of it. */
-function engineQuestionnaire(v: QuestionnaireView): Questionnaire {
-  const { version: _v, businessVersion, createdAt: _c, updatedAt: _u, ...rest } = v as QuestionnaireView & { businessVersion?: string };
-  return { ...(rest as unknown as Questionnaire), ...(businessVersion !== undefined ? { version: businessVersion } : {}) };
-}
-
-/** The questionnaire a response is pinned to (active and retired ones never change). */
-async function pinnedQuestionnaire(q: Querier, tenantId: string, id: string): Promise<Questionnaire> {
-  const row = await findLive<QuestionnaireRow>(q, questionnaires, tenantId, id);
-  if (!row) throw new AppError('INTERNAL', 'The questionnaire of a response is missing');
-  return engineQuestionnaire(toView(row));
-}
-
 function check(q: Questionnaire, items: ResponseItem[], mode: ValidationMode): void {
   const problems = validateResponse(q, items, mode, { basePath: '/item' });
   if (problems.length > 0) throw validationFailed(problems, mode === 'submit' ? 'The response cannot be submitted' : 'The response is invalid');
@@ -95,12 +82,15 @@ function submitted(q: Questionnaire, items: ResponseItem[]) {
 
 /** A live response in the principal's scope, locked for the transaction; 404 otherwise. */
 async function lockedInScope(ctx: Ctx, q: Querier, id: string): Promise<ResponseRow> {
-  const row = await findLive<ResponseRow>(q, responses, ctx.tenantId, id, true);
-  if (!row || !inScope(ctx.principal, row.patientId)) throw notFound('Questionnaire response');
-  return row;
+  return ownOrNotFound(ctx, await findLive<ResponseRow>(q, responses, ctx.tenantId, id, true));
 }
 
-function assertInProgress(row: ResponseRow): void {
+function ownOrNotFound<T extends { patientId: string }>(ctx: Ctx, r: T | undefined): T {
+  if (!r || !inScope(ctx.principal, r.patientId)) throw notFound('Questionnaire response');
+  return r;
+}
+
+function assertInProgress(row: { id: string; status: string }): void {
   if (row.status !== 'in-progress') {
     throw new AppError('RESPONSE_SUBMITTED', `This response is ${row.status} and cannot be changed; amend it instead (POST /v1/questionnaire-responses/${row.id}/amend)`);
   }
@@ -128,14 +118,14 @@ export async function createResponse(ctx: Ctx, input: ResponseCreate): Promise<Q
   }));
 }
 
+const fromDb = (ctx: Ctx, id: string) => async (q: Querier) => {
+  const row = await findLive<ResponseRow>(q, responses, ctx.tenantId, id);
+  return row && toResponse(row);
+};
+
 async function loadResponse(ctx: Ctx, id: string): Promise<QuestionnaireResponse> {
   authorize(ctx.principal, 'responses:read');
-  const found = await readThrough(ctx, TYPE, id, async () => {
-    const row = await ctx.db.read(ctx.tenantId, (q) => findLive<ResponseRow>(q, responses, ctx.tenantId, id));
-    return row && toResponse(row);
-  });
-  if (!found || !inScope(ctx.principal, found.patientId)) throw notFound('Questionnaire response');
-  return found;
+  return ownOrNotFound(ctx, await readThrough(ctx, TYPE, id, () => ctx.db.read(ctx.tenantId, fromDb(ctx, id))));
 }
 
 export const getResponse = (ctx: Ctx, id: string) => loadResponse(ctx, id);
@@ -143,7 +133,7 @@ export const getResponse = (ctx: Ctx, id: string) => loadResponse(ctx, id);
 /** The response as a FHIR R4 QuestionnaireResponse (questionnaire by canonical URL when it has one). */
 export async function getResponseFhir(ctx: Ctx, id: string): Promise<{ fhir: FhirQuestionnaireResponse; version: number }> {
   const r = await loadResponse(ctx, id);
-  const q = await ctx.db.read(ctx.tenantId, (tx) => pinnedQuestionnaire(tx, ctx.tenantId, r.questionnaireId));
+  const q = await pinnedQuestionnaire((fn) => ctx.db.read(ctx.tenantId, fn), ctx.tenantId, r.questionnaireId);
   const canonical = typeof q.url === 'string' ? `${q.url}${q.version !== undefined ? `|${q.version}` : ''}` : `Questionnaire/${r.questionnaireId}`;
   const fhir = toFhirQuestionnaireResponse({
     id: r.id,
@@ -172,32 +162,41 @@ export async function listResponses(ctx: Ctx, query: ResponseListQuery) {
   return toPage(rows.map(toResponse), limit);
 }
 
-/** Saves a draft: the items replace the previous ones, validated in draft mode. */
-export async function saveDraft(ctx: Ctx, id: string, expectedVersion: number | undefined, input: ResponseDraft): Promise<QuestionnaireResponse> {
+/**
+ * A change of an in-progress response that the caller has read at `expected` (compare-and-set,
+ * see conditional-change): `values` gets the response and the questionnaire it is pinned to.
+ */
+function changeInProgress(ctx: Ctx, id: string, expectedVersion: number | undefined, values: (r: QuestionnaireResponse, q: Questionnaire, now: Date) => Record<string, unknown>) {
   authorize(ctx.principal, 'responses:write');
   const expected = requireVersion(expectedVersion);
+  return changeIfCurrent<QuestionnaireResponse, ResponseRow>(ctx, {
+    table: responses,
+    type: TYPE,
+    id,
+    expected,
+    load: fromDb(ctx, id),
+    apply: async (current, env) => {
+      const r = ownOrNotFound(ctx, current);
+      assertInProgress(r);
+      assertCurrent(r, expected, 'Questionnaire response');
+      return values(r, await pinnedQuestionnaire(env.read, ctx.tenantId, r.questionnaireId), env.now);
+    },
+    toResource: toResponse,
+  });
+}
+
+/** Saves a draft: the items replace the previous ones, validated in draft mode. */
+export function saveDraft(ctx: Ctx, id: string, expectedVersion: number | undefined, input: ResponseDraft): Promise<QuestionnaireResponse> {
   const items = input.item as ResponseItem[];
-  return cachePut(ctx, TYPE, await writeTx(ctx, async (q) => {
-    const row = await lockedInScope(ctx, q, id);
-    assertInProgress(row);
-    assertCurrent(row, expected, 'Questionnaire response');
-    check(await pinnedQuestionnaire(q, ctx.tenantId, row.questionnaireId), items, 'draft');
-    return toResponse(await updateLocked<ResponseRow>(q, responses, ctx.tenantId, id, { items }, ctx.now()));
-  }));
+  return changeInProgress(ctx, id, expectedVersion, (_r, q) => {
+    check(q, items, 'draft');
+    return { items };
+  });
 }
 
 /** Submits the saved items: validated in submit mode, scored by the server; then it never changes. */
-export async function submitResponse(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<QuestionnaireResponse> {
-  authorize(ctx.principal, 'responses:write');
-  const expected = requireVersion(expectedVersion);
-  return cachePut(ctx, TYPE, await writeTx(ctx, async (q) => {
-    const row = await lockedInScope(ctx, q, id);
-    assertInProgress(row);
-    assertCurrent(row, expected, 'Questionnaire response');
-    const { items, score } = submitted(await pinnedQuestionnaire(q, ctx.tenantId, row.questionnaireId), row.items);
-    const now = ctx.now();
-    return toResponse(await updateLocked<ResponseRow>(q, responses, ctx.tenantId, id, { items, score, status: 'completed', submittedAt: now }, now));
-  }));
+export function submitResponse(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<QuestionnaireResponse> {
+  return changeInProgress(ctx, id, expectedVersion, (r, q, now) => ({ ...submitted(q, r.item as ResponseItem[]), status: 'completed', submittedAt: now }));
 }
 
 /** A new, submitted response that corrects a submitted one; the original stays as it was. */
@@ -206,7 +205,7 @@ export async function amendResponse(ctx: Ctx, id: string, input: ResponseAmend):
   return cachePut(ctx, TYPE, await writeTx(ctx, async (q) => {
     const original = await lockedInScope(ctx, q, id);
     if (original.status === 'in-progress') throw new AppError('INVALID_TRANSITION', 'Only a submitted response can be amended; change the draft with PATCH instead');
-    const { items, score } = submitted(await pinnedQuestionnaire(q, ctx.tenantId, original.questionnaireId), input.item as ResponseItem[]);
+    const { items, score } = submitted(await pinnedQuestionnaire((fn) => fn(q), ctx.tenantId, original.questionnaireId), input.item as ResponseItem[]);
     const now = ctx.now();
     const row: ResponseRow = {
       tenantId: ctx.tenantId, id: uuidv7(), version: 1, questionnaireId: original.questionnaireId, questionnaireVersion: original.questionnaireVersion,

@@ -40,6 +40,23 @@ describe.each(storageModes())('write-through resource cache on %s', (mode) => {
     expect(read.headers.get('etag')).toBe('W/"2"');
   });
 
+  it('a PATCH starts from the version it names: the cached copy, or the database when the cache is behind; a change landing in between is a 412', async () => {
+    const p = (await api('POST', '/v1/patients', { body: patientInput() })).body;
+    expect((await api('GET', `/v1/patients/${p.id}`)).body.version).toBe(1); // cached at version 1
+    // Version 2 commits behind the cache's back, as if its write-through had been lost.
+    await srv.deps.db.tx(tenant, (q) => q.execute(sql`update patients set email = 'v2@example.org', version = 2 where tenant_id = ${tenant} and id = ${p.id}`));
+    // The cache still holds version 1, so If-Match W/"1" passes the first check; the compare-and-set does not.
+    const stale = await api('PATCH', `/v1/patients/${p.id}`, { body: { phone: '+1 555 000 1111' }, headers: { 'if-match': 'W/"1"' } });
+    expectError(stale, 412, 'VERSION_CONFLICT');
+    expect(stale.headers.get('etag')).toBe('W/"2"');
+    // If-Match W/"2" is newer than the cached copy: the change starts from the database's version 2.
+    const ok = await api('PATCH', `/v1/patients/${p.id}`, { body: { phone: '+1 555 000 1111' }, headers: { 'if-match': 'W/"2"' } });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ version: 3, email: 'v2@example.org', phone: '+1 555 000 1111' });
+    const { rows } = (await srv.deps.db.read(tenant, (q) => q.execute(sql`select version, email, phone from patients where id = ${p.id}`))) as unknown as { rows: unknown[] };
+    expect(rows).toEqual([{ version: 3, email: 'v2@example.org', phone: '+1 555 000 1111' }]);
+  });
+
   it('never lets an older version overwrite a newer one, nor bring back a deleted resource', async () => {
     const v1 = (await api('POST', '/v1/patients', { body: patientInput() })).body;
     const v2 = (await api('PATCH', `/v1/patients/${v1.id}`, { body: { phone: '+1 555 444 5555' }, headers: { 'if-match': 'W/"1"' } })).body;

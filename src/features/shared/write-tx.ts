@@ -1,6 +1,7 @@
-// The one way services write: a transaction scoped to the tenant that also claims and records
-// the request's idempotency key (when it has one). Later: the audit record and outbox event of
-// the change belong here too, so no service can forget them.
+// The ways services write. writeTx: a transaction scoped to the tenant that also claims and
+// records the request's idempotency key (when it has one). writeOne: the same for a write that is
+// a single statement, which needs no BEGIN/COMMIT of its own unless a key must be recorded with it.
+// Later: the audit record and outbox event of the change belong here too, so no service can forget them.
 import type { Ctx } from '../../context.js';
 import type { Querier } from '../../platform/db/db.js';
 import { claimKey, recordKey } from '../idempotency/idempotency.js';
@@ -14,4 +15,9 @@ export function writeTx<T>(ctx: Ctx, fn: (q: Querier) => Promise<T>): Promise<T>
     if (claim && scope) await recordKey(q, scope, claim, result);
     return result;
   });
+}
+
+/** fn must issue exactly one data-changing statement (reads before it are fine). */
+export function writeOne<T>(ctx: Ctx, fn: (q: Querier) => Promise<T>): Promise<T> {
+  return ctx.idempotency ? writeTx(ctx, fn) : ctx.db.autocommit(ctx.tenantId, fn);
 }

@@ -16,6 +16,11 @@ export interface Db {
   readonly kind: 'pglite' | 'postgres';
   /** Runs fn as the application role with the tenant set (reads; no explicit transaction on PostgreSQL). */
   read<T>(tenantId: string, fn: (q: Querier) => Promise<T>): Promise<T>;
+  /**
+   * Runs fn's one data-changing statement as the application role with the tenant set, without
+   * BEGIN/COMMIT around it (a single statement is atomic on its own): two round trips fewer.
+   */
+  autocommit<T>(tenantId: string, fn: (q: Querier) => Promise<T>): Promise<T>;
   /** Runs fn in one transaction as the application role with the tenant set. */
   tx<T>(tenantId: string, fn: (q: Querier) => Promise<T>): Promise<T>;
   /** Runs fn on a connection with the owner role (migrations, seeding checks, tests). */

@@ -9,6 +9,7 @@ export function withinTransaction(outer: Querier, base: Db): Db {
   return {
     kind: base.kind,
     read: (_tenantId, fn) => fn(outer),
+    autocommit: (_tenantId, fn) => fn(outer),
     tx: (_tenantId, fn) => outer.transaction((tx) => fn(tx as unknown as Querier)),
     withOwner: (fn) => base.withOwner(fn),
     ping: (ms) => base.ping(ms),

@@ -67,6 +67,7 @@ export async function createPgliteDb(dataDir: string): Promise<Db> {
   return {
     kind: 'pglite',
     read: scoped,
+    autocommit: scoped,
     tx: scoped,
     async withOwner(fn) {
       if (closed) throw new Error('database is closed');

@@ -68,6 +68,7 @@ export async function createPostgresDb(o: PostgresOptions): Promise<Db> {
   return {
     kind: 'postgres',
     read: (tenantId, fn) => run(tenantId, false, fn),
+    autocommit: (tenantId, fn) => run(tenantId, false, fn),
     tx: (tenantId, fn) => run(tenantId, true, fn),
     async withOwner(fn) {
       const client = new pg.Client({ connectionString: o.url, connectionTimeoutMillis: o.connectTimeoutMs, application_name: 'carebase-owner' });
