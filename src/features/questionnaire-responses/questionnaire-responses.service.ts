@@ -40,7 +40,8 @@ const inScope = (p: Principal, patientId: string) => {
 /**
  * JSON with object keys in the order PostgreSQL's jsonb keeps them (shorter keys first, then by
  * bytes), so a response reads the same before and after a round trip through the database: the
- * 201 of a create, a later GET and an Idempotency-Key replay are byte-identical.
+ * 201 of a create, a later GET and an Idempotency-Key replay are byte-identical. Rows read back
+ * from the database already come in this order; rows built here get it from inserted().
  */
 function jsonbOrder<T>(v: T): T {
   if (Array.isArray(v)) return v.map(jsonbOrder) as T;
@@ -59,7 +60,7 @@ export const toResponse = (r: ResponseRow): QuestionnaireResponse => ({
   questionnaireVersion: r.questionnaireVersion,
   patientId: r.patientId,
   status: r.status,
-  item: jsonbOrder(r.items),
+  item: r.items,
   ...(r.score ? { score: r.score } : {}),
   ...(r.amends !== null ? { amends: r.amends } : {}),
   ...(r.amendReason !== null ? { amendReason: r.amendReason } : {}),
@@ -67,6 +68,9 @@ export const toResponse = (r: ResponseRow): QuestionnaireResponse => ({
   createdAt: iso(r.createdAt),
   updatedAt: iso(r.updatedAt),
 });
+
+/** A row about to be inserted, with its jsonb in the order the database will give it back. */
+const inserted = (r: ResponseRow): ResponseRow => ({ ...r, items: jsonbOrder(r.items), score: r.score && jsonbOrder(r.score) });
 
 function check(q: Questionnaire, items: ResponseItem[], mode: ValidationMode): void {
   const problems = validateResponse(q, items, mode, { basePath: '/item' });
@@ -109,10 +113,10 @@ export async function createResponse(ctx: Ctx, input: ResponseCreate): Promise<Q
     await assertPatient(ctx, q, input.patientId);
     const view = await activeQuestionnaireFor(q, ctx.tenantId, input.questionnaireId);
     check(engineQuestionnaire(view), items, 'draft');
-    const row: ResponseRow = {
+    const row = inserted({
       tenantId: ctx.tenantId, id: uuidv7(), version: 1, questionnaireId: view.id, questionnaireVersion: view.version, patientId: input.patientId,
       status: 'in-progress', items, score: null, amends: null, amendReason: null, submittedAt: null, createdAt: now, updatedAt: now, deletedAt: null,
-    };
+    });
     await q.insert(responses).values(row);
     return toResponse(row);
   }));
@@ -207,11 +211,11 @@ export async function amendResponse(ctx: Ctx, id: string, input: ResponseAmend):
     if (original.status === 'in-progress') throw new AppError('INVALID_TRANSITION', 'Only a submitted response can be amended; change the draft with PATCH instead');
     const { items, score } = submitted(await pinnedQuestionnaire((fn) => fn(q), ctx.tenantId, original.questionnaireId), input.item as ResponseItem[]);
     const now = ctx.now();
-    const row: ResponseRow = {
+    const row = inserted({
       tenantId: ctx.tenantId, id: uuidv7(), version: 1, questionnaireId: original.questionnaireId, questionnaireVersion: original.questionnaireVersion,
       patientId: original.patientId, status: 'amended', items, score, amends: original.id, amendReason: input.reason, submittedAt: now,
       createdAt: now, updatedAt: now, deletedAt: null,
-    };
+    });
     await q.insert(responses).values(row);
     return toResponse(row);
   }));
