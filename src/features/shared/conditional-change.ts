@@ -3,14 +3,16 @@
 // concurrent writers holding the same version, PostgreSQL lets exactly one match — and the write
 // is one statement instead of BEGIN, SELECT … FOR UPDATE, UPDATE, COMMIT.
 //
-// The version being changed is read from the cache when it holds that version or a newer one:
-// a cached entry is a committed version, and a version's content never changes, so it is as good
-// as the row. With an Idempotency-Key the read happens inside the transaction, after the key is
+// The version being changed is taken from what this process last wrote or read of the resource
+// (recent-versions) when that is the version named, else from the cache when it holds that version
+// or a newer one: either is a committed version, and a version's content never changes, so it is
+// as good as the row. With an Idempotency-Key the read happens inside the transaction, after the key is
 // claimed, so a retry of a change that already happened replays instead of failing the version check.
 import type { PgTable } from 'drizzle-orm/pg-core';
 import type { Ctx } from '../../context.js';
 import { AppError } from '../../errors.js';
 import type { Querier } from '../../platform/db/db.js';
+import { recentAt } from './recent-versions.js';
 import { cachePut } from './resource-cache.js';
 import { updateIfVersion, type VersionedTable } from './versioned-repo.js';
 import { writeTx } from './write-tx.js';
@@ -57,6 +59,8 @@ export async function changeIfCurrent<T extends { id: string; version: number },
 }
 
 async function cachedOrLoaded<T extends { id: string; version: number }>(ctx: Ctx, c: ConditionalChange<T, unknown>): Promise<T | undefined> {
+  const recent = recentAt<T>(ctx.tenantId, c.type, c.id, c.expected);
+  if (recent) return recent;
   const cached = await ctx.cache.get<T>(ctx.tenantId, c.type, c.id);
   // A tombstone is final; an entry older than the expected version may be behind the database.
   if (cached.hit && (cached.value === null || cached.value.version >= c.expected)) return cached.value ?? undefined;

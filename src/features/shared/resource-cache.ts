@@ -4,6 +4,7 @@
 // tombstone at its final version so a late writer of an older version cannot bring it back.
 // Failures are the cache adapter's to log and count: here they only mean "read from the database".
 import type { Cache } from '../../platform/cache/cache.js';
+import { rememberVersion } from './recent-versions.js';
 
 export type CacheLookup<T> = { hit: true; value: T | null } | { hit: false };
 
@@ -86,12 +87,16 @@ export async function readThrough<T extends { id: string; version: number }>(
   const cached = await ctx.cache.get<T>(ctx.tenantId, type, id);
   if (cached.hit) return cached.value ?? undefined;
   const value = await load();
-  if (value) await ctx.cache.put(ctx.tenantId, type, value);
+  if (value) {
+    rememberVersion(ctx.tenantId, type, value);
+    await ctx.cache.put(ctx.tenantId, type, value);
+  }
   return value;
 }
 
 /** Writes a committed resource through to the cache and passes it on. */
 export async function cachePut<T extends { id: string; version: number }>(ctx: { tenantId: string; cache: ResourceCache }, type: string, resource: T): Promise<T> {
+  rememberVersion(ctx.tenantId, type, resource);
   await ctx.cache.put(ctx.tenantId, type, resource);
   return resource;
 }
