@@ -91,9 +91,11 @@ function roundRobin(base: string, headers: Record<string, string>, method: 'PATC
           ctx.v = v;
           return { ...req, path: pathOf(v), headers: { ...headers, 'if-match': `W/"${v.version}"` }, body: JSON.stringify(bodyOf(next++)) };
         },
-        onResponse: (status, body, context) => {
+        onResponse: (status, _body, context) => {
           const ctx = context as { v?: Versioned };
-          if (status === 200 && ctx.v) ctx.v.version = (JSON.parse(body) as Versioned).version;
+          // A change bumps the version by exactly one; counting spares the load generator (which
+          // shares the cores with the server) a JSON.parse of every answer.
+          if (status === 200 && ctx.v) ctx.v.version++;
         },
       },
     ],
