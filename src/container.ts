@@ -5,6 +5,8 @@ import { createVerifier, type Verifier } from './auth/verifier.js';
 import type { Config } from './config.js';
 import { createTenantDirectory, type TenantDirectory } from './features/tenants/tenants.service.js';
 import { createResourceCache, type ResourceCache } from './features/shared/resource-cache.js';
+import { loadAuditKey } from './features/audit/audit-key.js';
+import { createAuditor, type Auditor } from './features/audit/auditor.js';
 import { createCache, type Cache } from './platform/cache/index.js';
 import { createDb } from './platform/db/index.js';
 import type { Db } from './platform/db/db.js';
@@ -19,6 +21,7 @@ export interface Deps {
   readonly cache: Cache;
   readonly resources: ResourceCache;
   readonly verify: Verifier;
+  readonly audit: Auditor;
   /** Present when tokens come from the built-in development issuer. */
   readonly devIssuer?: DevIssuer;
   readonly now: () => Date;
@@ -36,10 +39,12 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     // Give Redis a moment to connect so the first requests use it; an unreachable cache is not
     // fatal (reads go to PostgreSQL), so this only logs.
     await cache.ping(2000).catch((err: unknown) => log.warn({ err }, 'cache not reachable at start; serving from the database until it is'));
+    const audit = createAuditor({ db, key: loadAuditKey(config.audit), log, mode: config.audit.reads, flushMs: config.audit.flushMs });
     return {
       config,
       log,
       db,
+      audit,
       tenants: createTenantDirectory(db),
       cache,
       resources: createResourceCache(cache, config.cache.ttlSeconds),
@@ -47,6 +52,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       ...(devIssuer ? { devIssuer } : {}),
       now: () => new Date(),
       async close() {
+        // Pending read audits are written before the database goes.
+        await audit.close();
         await cache.close();
         await db.close();
       },

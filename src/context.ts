@@ -1,4 +1,5 @@
 import type { Principal } from './auth/principal.js';
+import type { Auditor } from './features/audit/auditor.js';
 import type { IdempotencyClaim } from './features/idempotency/idempotency.js';
 import type { ResourceCache } from './features/shared/resource-cache.js';
 import type { Logger } from './platform/log.js';
@@ -17,6 +18,9 @@ export interface Ctx {
   readonly log: Logger;
   /** Write-through cache of resources by id (a no-op where there is none). */
   readonly cache: ResourceCache;
+  /** Where the request came from, for the audit trail. */
+  readonly client?: { readonly ip?: string; readonly userAgent?: string };
+  readonly audit: Auditor;
   /** Present when the request carries an Idempotency-Key; honoured by writeTx. */
   readonly idempotency?: IdempotencyClaim;
 }

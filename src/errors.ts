@@ -49,6 +49,16 @@ export class AppError extends Error {
 }
 
 export const notFound = (what = 'Resource') => new AppError('NOT_FOUND', `${what} not found`);
+
+/**
+ * A resource outside the principal's scope (another patient's record): 404 to the caller, who must
+ * not learn that it exists, and a denied access in the audit trail.
+ */
+export class OutOfScope extends AppError {
+  constructor(what: string) {
+    super('NOT_FOUND', `${what} not found`);
+  }
+}
 export const validationFailed = (details: ErrorDetail[], message?: string) =>
   new AppError('VALIDATION_FAILED', message, details);
 

@@ -48,7 +48,10 @@ async function main(argv: string[]): Promise<number> {
     case 'seed':
       return withDb(config, async (db, log) => {
         const { seedDemo } = await import('./features/demo/demo.seed.js');
-        const r = await seedDemo(db, log);
+        const { loadAuditKey } = await import('./features/audit/audit-key.js');
+        const { createAuditor } = await import('./features/audit/auditor.js');
+        const audit = createAuditor({ db, key: loadAuditKey(config.audit), log, mode: 'sync', flushMs: config.audit.flushMs });
+        const r = await seedDemo(db, log, audit);
         process.stdout.write(r.seeded ? `Seeded tenant ${DEMO_TENANT}: ${r.locations} locations, ${r.providers} providers, ${r.patients} patients.\n` : `Tenant ${DEMO_TENANT} exists; nothing to do.\n`);
       });
     case 'tenant':
@@ -120,7 +123,7 @@ async function serve(config: Config): Promise<number> {
       log.info({ applied: r.applied, schemaVersion: r.current }, 'database migrated');
     }
     if (config.seedDemo) {
-      const r = await seedDemo(deps.db, log);
+      const r = await seedDemo(deps.db, log, deps.audit);
       if (r.seeded) log.info({ tenant: DEMO_TENANT, locations: r.locations, providers: r.providers, patients: r.patients }, 'demo data seeded');
     }
   } catch (err) {

@@ -9,7 +9,19 @@ import { idempotencyClaimOf } from './idempotency.js';
 /** The service-layer context of an authenticated request. */
 export function ctxOf(deps: Deps, request: FastifyRequest): Ctx {
   const principal = principalOf(request);
-  return { principal, tenantId: principal.tenantId, requestId: request.id, now: deps.now, db: deps.db, cache: deps.resources, log: request.log as Logger };
+  const userAgent = request.headers['user-agent'];
+  return {
+    principal,
+    tenantId: principal.tenantId,
+    requestId: request.id,
+    now: deps.now,
+    db: deps.db,
+    cache: deps.resources,
+    log: request.log as Logger,
+    audit: deps.audit,
+    // User agents are clipped: the column is for telling clients apart, not for storing payloads.
+    client: { ip: request.ip, ...(typeof userAgent === 'string' ? { userAgent: userAgent.slice(0, 256) } : {}) },
+  };
 }
 
 /**

@@ -1,7 +1,9 @@
 import { v7 as uuidv7 } from 'uuid';
 import { authorize, patientScope } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
-import { notFound, validationFailed, type ErrorDetail } from '../../errors.js';
+import { notFound, OutOfScope, validationFailed, type ErrorDetail } from '../../errors.js';
+import { auditedRead, auditedWrite, auditRecordOf } from '../audit/audited.js';
+import type { AuditAction, AuditEntry } from '../audit/audit-record.js';
 import { assertValid } from '../../platform/validation.js';
 import { mergePatch } from '../shared/merge-patch.js';
 import { cachePut, readThrough } from '../shared/resource-cache.js';
@@ -59,18 +61,24 @@ const columnsOf = (i: PatientInput) => ({
 /** A patient principal may only ever see its own record; any other id is "not found". */
 function assertInScope(ctx: Ctx, id: string): void {
   const own = patientScope(ctx.principal);
-  if (own !== undefined && own !== id) throw notFound('Patient');
+  if (own !== undefined && own !== id) throw new OutOfScope('Patient');
 }
 
-export async function createPatient(ctx: Ctx, input: PatientInput): Promise<Patient> {
-  authorize(ctx.principal, 'patients:write');
-  checkRules(ctx, input);
-  const now = ctx.now();
-  const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, ...columnsOf(input), createdAt: now, updatedAt: now };
-  return cachePut(ctx, 'patients', await writeOne(ctx, async (q) => {
-    await insertRow(q, patients, row);
-    return toPatient({ ...row, deletedAt: null });
-  }));
+/** The audit entry of an access to patient `id`. */
+const access = (action: AuditAction, id: string): AuditEntry => ({ action, resourceType: 'Patient', resourceId: id, patientId: id });
+
+export function createPatient(ctx: Ctx, input: PatientInput): Promise<Patient> {
+  const id = uuidv7();
+  return auditedWrite(ctx, access('create', id), async () => {
+    authorize(ctx.principal, 'patients:write');
+    checkRules(ctx, input);
+    const now = ctx.now();
+    const row = { tenantId: ctx.tenantId, id, version: 1, ...columnsOf(input), createdAt: now, updatedAt: now };
+    return cachePut(ctx, 'patients', await writeOne(ctx, async (q) => {
+      await insertRow(q, patients, { ...row, auditRecord: auditRecordOf(ctx, access('create', id), now) });
+      return toPatient({ ...row, deletedAt: null });
+    }));
+  });
 }
 
 const fromDb = (ctx: Ctx, id: string) => async (q: Querier) => {
@@ -78,12 +86,14 @@ const fromDb = (ctx: Ctx, id: string) => async (q: Querier) => {
   return row && toPatient(row);
 };
 
-export async function getPatient(ctx: Ctx, id: string): Promise<Patient> {
-  authorize(ctx.principal, 'patients:read');
-  assertInScope(ctx, id);
-  const found = await readThrough(ctx, 'patients', id, () => ctx.db.read(ctx.tenantId, fromDb(ctx, id)));
-  if (!found) throw notFound('Patient');
-  return found;
+export function getPatient(ctx: Ctx, id: string): Promise<Patient> {
+  return auditedRead(ctx, access('read', id), async () => {
+    authorize(ctx.principal, 'patients:read');
+    assertInScope(ctx, id);
+    const found = await readThrough(ctx, 'patients', id, () => ctx.db.read(ctx.tenantId, fromDb(ctx, id)));
+    if (!found) throw notFound('Patient');
+    return found;
+  });
 }
 
 function parseIdentifier(token: string): PatientFilters['identifier'] {
@@ -93,7 +103,12 @@ function parseIdentifier(token: string): PatientFilters['identifier'] {
   return system ? { system, value } : { value };
 }
 
-export async function listPatients(ctx: Ctx, query: PatientListQuery) {
+export function listPatients(ctx: Ctx, query: PatientListQuery) {
+  const search: AuditEntry = { action: 'read', resourceType: 'Patient', detail: { search: true } };
+  return auditedRead(ctx, search, () => findPatients(ctx, query), (page) => page.data.map((p) => access('read', p.id)));
+}
+
+async function findPatients(ctx: Ctx, query: PatientListQuery) {
   authorize(ctx.principal, 'patients:read');
   const { limit, afterId } = pageRequest(query);
   const filters: PatientFilters = {
@@ -107,7 +122,11 @@ export async function listPatients(ctx: Ctx, query: PatientListQuery) {
   return toPage(rows.map(toPatient), limit);
 }
 
-export async function updatePatient(ctx: Ctx, id: string, expectedVersion: number | undefined, patch: object): Promise<Patient> {
+export function updatePatient(ctx: Ctx, id: string, expectedVersion: number | undefined, patch: object): Promise<Patient> {
+  return auditedWrite(ctx, access('update', id), () => changePatient(ctx, id, expectedVersion, patch));
+}
+
+function changePatient(ctx: Ctx, id: string, expectedVersion: number | undefined, patch: object): Promise<Patient> {
   authorize(ctx.principal, 'patients:write');
   assertInScope(ctx, id);
   const expected = requireVersion(expectedVersion);
@@ -124,16 +143,20 @@ export async function updatePatient(ctx: Ctx, id: string, expectedVersion: numbe
       return columnsOf(next);
     },
     toResource: toPatient,
+    audit: () => access('update', id),
   });
 }
 
-export async function deletePatient(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
-  authorize(ctx.principal, 'patients:delete');
-  assertInScope(ctx, id);
-  const expected = requireVersion(expectedVersion);
-  const deletedVersion = await writeTx(ctx, async (q) => {
-    assertCurrent(await findLive<PatientRow>(q, patients, ctx.tenantId, id, true), expected, 'Patient');
-    return softDeleteLocked(q, patients, ctx.tenantId, id, ctx.now());
+export function deletePatient(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
+  return auditedWrite(ctx, access('delete', id), async () => {
+    authorize(ctx.principal, 'patients:delete');
+    assertInScope(ctx, id);
+    const expected = requireVersion(expectedVersion);
+    const deletedVersion = await writeTx(ctx, async (q) => {
+      assertCurrent(await findLive<PatientRow>(q, patients, ctx.tenantId, id, true), expected, 'Patient');
+      const now = ctx.now();
+      return softDeleteLocked(q, patients, ctx.tenantId, id, now, { auditRecord: auditRecordOf(ctx, access('delete', id), now) });
+    });
+    await ctx.cache.tombstone(ctx.tenantId, 'patients', id, deletedVersion);
   });
-  await ctx.cache.tombstone(ctx.tenantId, 'patients', id, deletedVersion);
 }

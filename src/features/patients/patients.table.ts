@@ -17,8 +17,10 @@ export const patients = pgTable(
     phone: text('phone'),
     address: jsonb('address').$type<Static<typeof Address>>(),
     active: boolean('active').notNull(),
+    /** Always NULL at rest: a write's audit record on its way to audit_events (migration 0005). */
+    auditRecord: jsonb('audit_record'),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
 );
 
-export type PatientRow = typeof patients.$inferSelect;
+export type PatientRow = Omit<typeof patients.$inferSelect, 'auditRecord'>;

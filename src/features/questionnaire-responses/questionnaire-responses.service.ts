@@ -6,7 +6,9 @@ import { v7 as uuidv7 } from 'uuid';
 import { authorize } from '../../auth/permissions.js';
 import type { Principal } from '../../auth/principal.js';
 import type { Ctx } from '../../context.js';
-import { AppError, notFound, validationFailed } from '../../errors.js';
+import { AppError, notFound, OutOfScope, validationFailed } from '../../errors.js';
+import { auditedRead, auditedWrite, auditRecordOf } from '../audit/audited.js';
+import type { AuditAction, AuditEntry } from '../audit/audit-record.js';
 import type { Querier } from '../../platform/db/db.js';
 import { patients } from '../patients/patients.table.js';
 import type { Questionnaire, ResponseItem } from '../questionnaires/fhir-types.js';
@@ -90,9 +92,15 @@ async function lockedInScope(ctx: Ctx, q: Querier, id: string): Promise<Response
 }
 
 function ownOrNotFound<T extends { patientId: string }>(ctx: Ctx, r: T | undefined): T {
-  if (!r || !inScope(ctx.principal, r.patientId)) throw notFound('Questionnaire response');
+  if (!r) throw notFound('Questionnaire response');
+  if (!inScope(ctx.principal, r.patientId)) throw new OutOfScope('Questionnaire response');
   return r;
 }
+
+/** The audit entry of an access to response `id` (of patient `patientId`, when known). */
+const access = (action: AuditAction, id: string | null, patientId?: string, detail?: Record<string, unknown>): AuditEntry => ({
+  action, resourceType: 'QuestionnaireResponse', resourceId: id, patientId: patientId ?? null, ...(detail ? { detail } : {}),
+});
 
 function assertInProgress(row: { id: string; status: string }): void {
   if (row.status !== 'in-progress') {
@@ -105,7 +113,12 @@ async function assertPatient(ctx: Ctx, q: Querier, patientId: string): Promise<v
   if (!found) throw validationFailed([{ path: '/patientId', message: 'no such patient' }]);
 }
 
-export async function createResponse(ctx: Ctx, input: ResponseCreate): Promise<QuestionnaireResponse> {
+export function createResponse(ctx: Ctx, input: ResponseCreate): Promise<QuestionnaireResponse> {
+  const id = uuidv7();
+  return auditedWrite(ctx, access('create', id, input.patientId), () => startResponse(ctx, id, input));
+}
+
+async function startResponse(ctx: Ctx, id: string, input: ResponseCreate): Promise<QuestionnaireResponse> {
   authorize(ctx.principal, 'responses:write');
   const now = ctx.now();
   const items = (input.item ?? []) as ResponseItem[];
@@ -114,10 +127,10 @@ export async function createResponse(ctx: Ctx, input: ResponseCreate): Promise<Q
     const view = await activeQuestionnaireFor(q, ctx.tenantId, input.questionnaireId);
     check(engineQuestionnaire(view), items, 'draft');
     const row = inserted({
-      tenantId: ctx.tenantId, id: uuidv7(), version: 1, questionnaireId: view.id, questionnaireVersion: view.version, patientId: input.patientId,
+      tenantId: ctx.tenantId, id, version: 1, questionnaireId: view.id, questionnaireVersion: view.version, patientId: input.patientId,
       status: 'in-progress', items, score: null, amends: null, amendReason: null, submittedAt: null, createdAt: now, updatedAt: now, deletedAt: null,
     });
-    await q.insert(responses).values(row);
+    await q.insert(responses).values({ ...row, auditRecord: auditRecordOf(ctx, access('create', id, row.patientId), now) });
     return toResponse(row);
   }));
 }
@@ -132,10 +145,18 @@ async function loadResponse(ctx: Ctx, id: string): Promise<QuestionnaireResponse
   return ownOrNotFound(ctx, await readThrough(ctx, TYPE, id, () => ctx.db.read(ctx.tenantId, fromDb(ctx, id))));
 }
 
-export const getResponse = (ctx: Ctx, id: string) => loadResponse(ctx, id);
+/** A read of one response, audited with the patient it belongs to. */
+const readResponse = <T>(ctx: Ctx, id: string, fn: () => Promise<T>, patientOf: (r: T) => string) =>
+  auditedRead(ctx, access('read', id), fn, (r) => [access('read', id, patientOf(r))]);
+
+export const getResponse = (ctx: Ctx, id: string) => readResponse(ctx, id, () => loadResponse(ctx, id), (r) => r.patientId);
 
 /** The response as a FHIR R4 QuestionnaireResponse (questionnaire by canonical URL when it has one). */
-export async function getResponseFhir(ctx: Ctx, id: string): Promise<{ fhir: FhirQuestionnaireResponse; version: number }> {
+export function getResponseFhir(ctx: Ctx, id: string) {
+  return readResponse(ctx, id, () => loadResponseFhir(ctx, id), (r) => r.patientId);
+}
+
+async function loadResponseFhir(ctx: Ctx, id: string): Promise<{ fhir: FhirQuestionnaireResponse; version: number; patientId: string }> {
   const r = await loadResponse(ctx, id);
   const q = await pinnedQuestionnaire((fn) => ctx.db.read(ctx.tenantId, fn), ctx.tenantId, r.questionnaireId);
   const canonical = typeof q.url === 'string' ? `${q.url}${q.version !== undefined ? `|${q.version}` : ''}` : `Questionnaire/${r.questionnaireId}`;
@@ -148,10 +169,15 @@ export async function getResponseFhir(ctx: Ctx, id: string): Promise<{ fhir: Fhi
     items: r.item as ResponseItem[],
     score: r.score ?? null,
   });
-  return { fhir, version: r.version };
+  return { fhir, version: r.version, patientId: r.patientId };
 }
 
-export async function listResponses(ctx: Ctx, query: ResponseListQuery) {
+export function listResponses(ctx: Ctx, query: ResponseListQuery) {
+  return auditedRead(ctx, access('read', null, undefined, { search: true }), () => findResponses(ctx, query), (page) =>
+    page.data.map((r) => access('read', r.id, r.patientId)));
+}
+
+async function findResponses(ctx: Ctx, query: ResponseListQuery) {
   authorize(ctx.principal, 'responses:read');
   const { limit, afterId } = pageRequest(query);
   const own = scopeOf(ctx.principal);
@@ -171,6 +197,10 @@ export async function listResponses(ctx: Ctx, query: ResponseListQuery) {
  * see conditional-change): `values` gets the response and the questionnaire it is pinned to.
  */
 function changeInProgress(ctx: Ctx, id: string, expectedVersion: number | undefined, values: (r: QuestionnaireResponse, q: Questionnaire, now: Date) => Record<string, unknown>) {
+  return auditedWrite(ctx, access('update', id), () => changeIfInProgress(ctx, id, expectedVersion, values));
+}
+
+function changeIfInProgress(ctx: Ctx, id: string, expectedVersion: number | undefined, values: (r: QuestionnaireResponse, q: Questionnaire, now: Date) => Record<string, unknown>) {
   authorize(ctx.principal, 'responses:write');
   const expected = requireVersion(expectedVersion);
   return changeIfCurrent<QuestionnaireResponse, ResponseRow>(ctx, {
@@ -186,6 +216,7 @@ function changeInProgress(ctx: Ctx, id: string, expectedVersion: number | undefi
       return values(r, await pinnedQuestionnaire(env.read, ctx.tenantId, r.questionnaireId), env.now);
     },
     toResource: toResponse,
+    audit: (r) => access('update', id, r.patientId),
   });
 }
 
@@ -204,7 +235,12 @@ export function submitResponse(ctx: Ctx, id: string, expectedVersion: number | u
 }
 
 /** A new, submitted response that corrects a submitted one; the original stays as it was. */
-export async function amendResponse(ctx: Ctx, id: string, input: ResponseAmend): Promise<QuestionnaireResponse> {
+export function amendResponse(ctx: Ctx, id: string, input: ResponseAmend): Promise<QuestionnaireResponse> {
+  const newId = uuidv7();
+  return auditedWrite(ctx, access('create', newId, undefined, { amends: id }), () => amend(ctx, id, newId, input));
+}
+
+async function amend(ctx: Ctx, id: string, newId: string, input: ResponseAmend): Promise<QuestionnaireResponse> {
   authorize(ctx.principal, 'responses:amend');
   return cachePut(ctx, TYPE, await writeTx(ctx, async (q) => {
     const original = await lockedInScope(ctx, q, id);
@@ -212,24 +248,27 @@ export async function amendResponse(ctx: Ctx, id: string, input: ResponseAmend):
     const { items, score } = submitted(await pinnedQuestionnaire((fn) => fn(q), ctx.tenantId, original.questionnaireId), input.item as ResponseItem[]);
     const now = ctx.now();
     const row = inserted({
-      tenantId: ctx.tenantId, id: uuidv7(), version: 1, questionnaireId: original.questionnaireId, questionnaireVersion: original.questionnaireVersion,
+      tenantId: ctx.tenantId, id: newId, version: 1, questionnaireId: original.questionnaireId, questionnaireVersion: original.questionnaireVersion,
       patientId: original.patientId, status: 'amended', items, score, amends: original.id, amendReason: input.reason, submittedAt: now,
       createdAt: now, updatedAt: now, deletedAt: null,
     });
-    await q.insert(responses).values(row);
+    await q.insert(responses).values({ ...row, auditRecord: auditRecordOf(ctx, access('create', newId, row.patientId, { amends: id }), now) });
     return toResponse(row);
   }));
 }
 
 /** Only an in-progress response is deleted (softly). */
-export async function deleteResponse(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
-  authorize(ctx.principal, 'responses:write');
-  const expected = requireVersion(expectedVersion);
-  const deletedVersion = await writeTx(ctx, async (q) => {
-    const row = await lockedInScope(ctx, q, id);
-    assertInProgress(row);
-    assertCurrent(row, expected, 'Questionnaire response');
-    return softDeleteLocked(q, responses, ctx.tenantId, id, ctx.now());
+export function deleteResponse(ctx: Ctx, id: string, expectedVersion: number | undefined): Promise<void> {
+  return auditedWrite(ctx, access('delete', id), async () => {
+    authorize(ctx.principal, 'responses:write');
+    const expected = requireVersion(expectedVersion);
+    const deletedVersion = await writeTx(ctx, async (q) => {
+      const row = await lockedInScope(ctx, q, id);
+      assertInProgress(row);
+      assertCurrent(row, expected, 'Questionnaire response');
+      const now = ctx.now();
+      return softDeleteLocked(q, responses, ctx.tenantId, id, now, { auditRecord: auditRecordOf(ctx, access('delete', id, row.patientId), now) });
+    });
+    await ctx.cache.tombstone(ctx.tenantId, TYPE, id, deletedVersion);
   });
-  await ctx.cache.tombstone(ctx.tenantId, TYPE, id, deletedVersion);
 }

@@ -17,8 +17,10 @@ export const questionnaireResponses = pgTable(
     amends: uuid('amends'),
     amendReason: text('amend_reason'),
     submittedAt: timestamp('submitted_at', { withTimezone: true }),
+    /** Always NULL at rest: a write's audit record on its way to audit_events (migration 0005). */
+    auditRecord: jsonb('audit_record'),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
 );
 
-export type ResponseRow = typeof questionnaireResponses.$inferSelect;
+export type ResponseRow = Omit<typeof questionnaireResponses.$inferSelect, 'auditRecord'>;

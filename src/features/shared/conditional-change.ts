@@ -12,6 +12,8 @@ import type { PgTable } from 'drizzle-orm/pg-core';
 import type { Ctx } from '../../context.js';
 import { AppError } from '../../errors.js';
 import type { Querier } from '../../platform/db/db.js';
+import { auditRecordOf } from '../audit/audited.js';
+import type { AuditEntry } from '../audit/audit-record.js';
 import { recentAt } from './recent-versions.js';
 import { cachePut } from './resource-cache.js';
 import { updateIfVersion, type VersionedTable } from './versioned-repo.js';
@@ -31,6 +33,8 @@ export interface ConditionalChange<T extends { id: string; version: number }, R>
    */
   apply(current: T | undefined, env: ChangeEnv): Promise<Record<string, unknown>> | Record<string, unknown>;
   toResource(row: R): T;
+  /** The audit entry of the change (its record is written by the same statement). */
+  audit(current: T): AuditEntry;
 }
 
 export interface ChangeEnv {
@@ -44,7 +48,8 @@ export async function changeIfCurrent<T extends { id: string; version: number },
   const now = ctx.now();
   const outside: ChangeEnv = { now, read: (fn) => ctx.db.read(ctx.tenantId, fn) };
   const inside = (q: Querier): ChangeEnv => ({ now, read: (fn) => fn(q) });
-  const write = async (q: Querier, values: Record<string, unknown>): Promise<T> => {
+  const write = async (q: Querier, current: T | undefined, changes: Record<string, unknown>): Promise<T> => {
+    const values = { ...changes, auditRecord: auditRecordOf(ctx, c.audit(current!), now) };
     const row = await updateIfVersion<R>(q, c.table, ctx.tenantId, c.id, c.expected, values, now);
     if (row) return c.toResource(row);
     // Another change or a delete committed after the read: answer as the new state warrants.
@@ -52,10 +57,14 @@ export async function changeIfCurrent<T extends { id: string; version: number },
     throw new AppError('VERSION_CONFLICT');
   };
   if (ctx.idempotency) {
-    return cachePut(ctx, c.type, await writeTx(ctx, async (q) => write(q, await c.apply(await c.load(q), inside(q)))));
+    return cachePut(ctx, c.type, await writeTx(ctx, async (q) => {
+      const current = await c.load(q);
+      return write(q, current, await c.apply(current, inside(q)));
+    }));
   }
-  const values = await c.apply(await cachedOrLoaded(ctx, c), outside);
-  return cachePut(ctx, c.type, await ctx.db.autocommit(ctx.tenantId, (q) => write(q, values)));
+  const current = await cachedOrLoaded(ctx, c);
+  const changes = await c.apply(current, outside);
+  return cachePut(ctx, c.type, await ctx.db.autocommit(ctx.tenantId, (q) => write(q, current, changes)));
 }
 
 async function cachedOrLoaded<T extends { id: string; version: number }>(ctx: Ctx, c: ConditionalChange<T, unknown>): Promise<T | undefined> {

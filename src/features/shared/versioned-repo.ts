@@ -93,10 +93,10 @@ export async function updateIfVersion<R>(q: Querier, t: PgTable & VersionedTable
 }
 
 /** Marks the row deleted, bumping its version; returns the version it was deleted at. */
-export async function softDeleteLocked(q: Querier, t: PgTable & VersionedTable, tenantId: string, id: string, now: Date): Promise<number> {
+export async function softDeleteLocked(q: Querier, t: PgTable & VersionedTable, tenantId: string, id: string, now: Date, also: Record<string, unknown> = {}): Promise<number> {
   const [row] = await q
     .update(t)
-    .set({ deletedAt: now, updatedAt: now, version: sql`${t.version} + 1` } as never)
+    .set({ ...also, deletedAt: now, updatedAt: now, version: sql`${t.version} + 1` } as never)
     .where(liveById(t, tenantId, id))
     .returning({ version: t.version });
   return (row as { version: number }).version;
