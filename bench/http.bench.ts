@@ -13,7 +13,9 @@ import pg from 'pg';
 import { benchAnswers, benchQuestionnaire } from './questionnaire.fixture.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
-const CLI = join(ROOT, 'bin/carebase.mjs');
+// BENCH_SERVER_ROOT=<another checkout> benchmarks that build's server with these same scenarios
+// (an A/B against an earlier commit: git worktree add /tmp/before <rev>, and link node_modules).
+const CLI = join(process.env.BENCH_SERVER_ROOT ?? ROOT, 'bin/carebase.mjs');
 const SECONDS = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 10);
 const CONNECTIONS = 50;
 const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -1,5 +1,7 @@
 // The one place that reads the environment. Everything else receives a frozen Config.
 import { z } from 'zod';
+import { parseKeyList, parseSingleKey, type EncryptionKey } from './platform/crypto/key-material.js';
+import { DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS } from './platform/crypto/sensitive-identifiers.js';
 
 const ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
 
@@ -9,6 +11,48 @@ const int = (fallback: number, min: number, max: number) =>
 const postgresUrl = z
   .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
   .optional();
+
+/** A secret given as base64 (standard or url-safe) of at least 32 bytes. */
+const secretKey = (name: string) =>
+  z.string().transform((v, ctx) => {
+    const bytes = /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) ? Buffer.from(v, 'base64') : Buffer.alloc(0);
+    if (bytes.length < 32) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be base64 of at least 32 random bytes (e.g. openssl rand -base64 32)` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+/** ENCRYPTION_KEYS: "id:base64,id:base64", the first is the primary (src/platform/crypto/key-material.ts). */
+const encryptionKeys = z.string().transform((v, ctx) => {
+  const r = parseKeyList(v);
+  if ('problem' in r) {
+    ctx.addIssue({ code: 'custom', message: r.problem });
+    return z.NEVER;
+  }
+  return r.keys;
+});
+
+/** BLIND_INDEX_KEY: base64 of exactly 32 random bytes. */
+const blindIndexKey = z.string().transform((v, ctx) => {
+  const r = parseSingleKey(v);
+  if ('problem' in r) {
+    ctx.addIssue({ code: 'custom', message: r.problem });
+    return z.NEVER;
+  }
+  return r.key;
+});
+
+/** A comma-separated list of identifier system URIs; replaces the default list. */
+const identifierSystems = z.string().transform((v, ctx) => {
+  const list = [...new Set(v.split(',').map((s) => s.trim()).filter(Boolean))];
+  const bad = list.findIndex((s) => !/^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(s));
+  if (list.length === 0 || bad >= 0) {
+    ctx.addIssue({ code: 'custom', message: list.length === 0 ? 'must list at least one system URI' : `entry ${bad + 1} is not an absolute URI` });
+    return z.NEVER;
+  }
+  return list;
+});
 
 const schema = z
   .object({
@@ -43,8 +87,29 @@ const schema = z
       }),
     BODY_LIMIT_BYTES: int(1024 * 1024, 1024, 100 * 1024 * 1024),
     SHUTDOWN_TIMEOUT_MS: int(10_000, 1000, 120_000),
+    AUDIT_HMAC_KEY: secretKey('AUDIT_HMAC_KEY').optional(),
+    AUDIT_READS: z.enum(['batched', 'sync']).default('batched'),
+    AUDIT_FLUSH_MS: int(1000, 10, 1000),
+    ENCRYPTION_KEYS: encryptionKeys.optional(),
+    BLIND_INDEX_KEY: blindIndexKey.optional(),
+    ENCRYPTED_IDENTIFIER_SYSTEMS: identifierSystems.optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.NODE_ENV === 'production' && !c.AUDIT_HMAC_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['AUDIT_HMAC_KEY'], message: 'is required when NODE_ENV=production (base64 of at least 32 random bytes, kept outside the database)' });
+    }
+    // Field encryption keys come as a pair: outside production both unset means a development
+    // ring generated in DATA_DIR/keys; one without the other is a mistake, not a fallback.
+    const requireKey = (name: 'ENCRYPTION_KEYS' | 'BLIND_INDEX_KEY', other: 'ENCRYPTION_KEYS' | 'BLIND_INDEX_KEY', hint: string) => {
+      if (c[name] !== undefined || (c.NODE_ENV !== 'production' && c[other] === undefined)) return;
+      const when = c.NODE_ENV === 'production' ? 'NODE_ENV=production' : `${other} is set`;
+      ctx.addIssue({ code: 'custom', path: [name], message: `is required when ${when} (${hint})` });
+    };
+    requireKey('ENCRYPTION_KEYS', 'BLIND_INDEX_KEY', 'id:key pairs such as k1:<base64 of 32 random bytes>, the first is the primary; kept outside the database');
+    requireKey('BLIND_INDEX_KEY', 'ENCRYPTION_KEYS', 'base64 of 32 random bytes kept outside the database; never changed once data is indexed');
+    if (Array.isArray(c.ENCRYPTION_KEYS) && Buffer.isBuffer(c.BLIND_INDEX_KEY) && c.ENCRYPTION_KEYS.some((k) => k.key.equals(c.BLIND_INDEX_KEY!))) {
+      ctx.addIssue({ code: 'custom', path: ['BLIND_INDEX_KEY'], message: 'must not be one of the ENCRYPTION_KEYS keys (each key has one purpose)' });
+    }
     if (c.AUTH_JWKS_URL) {
       if (!c.AUTH_ISSUER) ctx.addIssue({ code: 'custom', path: ['AUTH_ISSUER'], message: 'is required when AUTH_JWKS_URL is set' });
       if (!c.AUTH_AUDIENCE) ctx.addIssue({ code: 'custom', path: ['AUTH_AUDIENCE'], message: 'is required when AUTH_JWKS_URL is set' });
@@ -85,6 +150,23 @@ export interface Config {
     | { readonly kind: 'dev'; readonly keyDir: string; readonly issuer: string; readonly audience: string; readonly algorithms: readonly Algorithm[] };
   readonly bodyLimitBytes: number;
   readonly shutdownTimeoutMs: number;
+  readonly audit: {
+    /** HMAC key of audit records; unset outside production: a key generated in DATA_DIR/audit. */
+    readonly hmacKey?: Buffer;
+    readonly keyDir: string;
+    /** 'batched': read audits are written in batches at most flushMs apart; 'sync': each before its response. */
+    readonly reads: 'batched' | 'sync';
+    readonly flushMs: number;
+  };
+  readonly encryption: {
+    /** Key-encryption keys, the first is the primary. Unset (with blindIndexKey) outside production: a ring generated in keyDir. */
+    readonly keys?: readonly EncryptionKey[];
+    /** HMAC key of blind indexes; independent of the encryption keys so rotating them leaves searches intact. */
+    readonly blindIndexKey?: Buffer;
+    readonly keyDir: string;
+    /** Patient identifier systems whose values are encrypted (exact URIs). */
+    readonly identifierSystems: readonly string[];
+  };
 }
 
 /** Thrown with one line per problem, each naming the variable. main.ts prints them and exits 2. */
@@ -132,5 +214,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auth,
     bodyLimitBytes: c.BODY_LIMIT_BYTES,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,
+    audit: { ...(c.AUDIT_HMAC_KEY ? { hmacKey: c.AUDIT_HMAC_KEY } : {}), keyDir: `${dataDir}/audit`, reads: c.AUDIT_READS, flushMs: c.AUDIT_FLUSH_MS },
+    encryption: {
+      ...(c.ENCRYPTION_KEYS && c.BLIND_INDEX_KEY ? { keys: c.ENCRYPTION_KEYS, blindIndexKey: c.BLIND_INDEX_KEY } : {}),
+      keyDir: `${dataDir}/keys`,
+      identifierSystems: c.ENCRYPTED_IDENTIFIER_SYSTEMS ?? DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS,
+    },
   });
 }

@@ -1,6 +1,7 @@
 // Authentication at the edge: every way a bearer token can be wrong is 401 UNAUTHENTICATED with
 // WWW-Authenticate: Bearer; a good token of an unprovisioned tenant is 403. And configuration
 // validation (pure, no server).
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, UnsecuredJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
@@ -223,6 +224,12 @@ describe('configuration (loadConfig)', () => {
     }
     throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
   };
+  /** Keys production requires (generated per run: never a secret in the repo). */
+  const PRODUCTION_SECRETS = {
+    AUDIT_HMAC_KEY: randomBytes(32).toString('base64'),
+    ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+    BLIND_INDEX_KEY: randomBytes(32).toString('base64'),
+  };
   /** The variables named at the start of each problem line ("VAR: message"). */
   const varsOf = (problems: string[]) => problems.map((p) => /^([A-Z_][A-Z0-9_]*): \S/.exec(p)?.[1] ?? `(unnamed) ${p}`);
 
@@ -234,7 +241,7 @@ describe('configuration (loadConfig)', () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ AUTH_ALGORITHMS: 'HS256' }, 'AUTH_ALGORITHMS'],
     [{ AUTH_ALGORITHMS: 'ES256,none' }, 'AUTH_ALGORITHMS'],
-    [{ NODE_ENV: 'production' }, 'AUTH_JWKS_URL'],
+    [{ NODE_ENV: 'production', ...PRODUCTION_SECRETS }, 'AUTH_JWKS_URL'],
     [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
     [{ MIGRATE_ON_START: 'maybe' }, 'MIGRATE_ON_START'],
     [{ AUTH_JWKS_URL: 'ftp://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }, 'AUTH_JWKS_URL'],
@@ -258,7 +265,24 @@ describe('configuration (loadConfig)', () => {
   });
 
   it('NODE_ENV=production without AUTH_JWKS_URL is reported alongside other problems', () => {
-    expect(varsOf(problemsOf({ NODE_ENV: 'production', PORT: 'abc' })).sort()).toEqual(['AUTH_JWKS_URL', 'PORT']);
+    expect(varsOf(problemsOf({ NODE_ENV: 'production', PORT: 'abc', ...PRODUCTION_SECRETS })).sort()).toEqual(['AUTH_JWKS_URL', 'PORT']);
+  });
+
+  it('production refuses to start without the keys kept outside the database, naming each', () => {
+    expect(varsOf(problemsOf({ NODE_ENV: 'production', AUTH_JWKS_URL: 'https://idp.example/jwks', AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' })).sort()).toEqual([
+      'AUDIT_HMAC_KEY', 'BLIND_INDEX_KEY', 'ENCRYPTION_KEYS',
+    ]);
+  });
+
+  it.each([
+    [{ AUDIT_HMAC_KEY: 'c2hvcnQ=' }, 'AUDIT_HMAC_KEY'],
+    [{ AUDIT_HMAC_KEY: 'not base64 at all!' }, 'AUDIT_HMAC_KEY'],
+    [{ AUDIT_READS: 'sometimes' }, 'AUDIT_READS'],
+    [{ AUDIT_FLUSH_MS: '5000' }, 'AUDIT_FLUSH_MS'],
+  ])('%j → one problem, naming %s (and never echoing the value)', (env, variable) => {
+    const problems = problemsOf(env);
+    expect(varsOf(problems)).toEqual([variable]);
+    expect(problems.join('\n')).not.toContain(Object.values(env)[0]);
   });
 
   it('problem lines do not echo secret-looking values', () => {
@@ -278,6 +302,7 @@ describe('configuration (loadConfig)', () => {
       AUTH_AUDIENCE: 'carebase',
       AUTH_ALGORITHMS: 'RS256, ES256',
       LOG_LEVEL: '',
+      ...PRODUCTION_SECRETS,
     });
     expect(prod).toMatchObject({ env: 'production', port: 9000, logLevel: 'info', database: { kind: 'postgres' }, auth: { kind: 'jwks', algorithms: ['RS256', 'ES256'] } });
     expect(Object.isFrozen(prod)).toBe(true);
