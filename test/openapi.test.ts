@@ -108,7 +108,9 @@ describe('OpenAPI document', () => {
       if (status === '204') {
         expect(op.responses[status]!.content, `${method} ${path}`).toBeUndefined();
       } else {
-        const schema = op.responses[status]!.content?.['application/json']?.schema;
+        // JSON, or for streamed routes (export) NDJSON with the schema of one line.
+        const content = op.responses[status]!.content ?? {};
+        const schema = content['application/json']?.schema ?? content['application/x-ndjson']?.schema;
         expect(schema, `${method} ${path} ${status}`).toBeDefined();
         expect(Object.keys(schema!).length, `${method} ${path}`).toBeGreaterThan(0);
       }

@@ -38,11 +38,18 @@ export interface AuditKey {
 
 type Unsigned = Omit<AuditEventRow, 'keyId' | 'hmac'>;
 
+/** Objects with their keys sorted, recursively: `detail` reads back from jsonb in another key order. */
+function sortedKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortedKeys);
+  if (typeof v !== 'object' || v === null) return v;
+  return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortedKeys((v as Record<string, unknown>)[k])]));
+}
+
 /** The fields in their fixed order; any change of a field changes this string. */
 export function canonical(r: Unsigned): string {
   return JSON.stringify([
     r.tenantId, r.id, r.occurredAt.toISOString(), r.actorSub, [...r.actorRoles], r.action, r.resourceType,
-    r.resourceId, r.patientId, r.outcome, r.requestId, r.clientIp, r.userAgent, r.detail ?? null,
+    r.resourceId, r.patientId, r.outcome, r.requestId, r.clientIp, r.userAgent, sortedKeys(r.detail ?? null),
   ]);
 }
 
