@@ -3,7 +3,11 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Deps } from './container.js';
+import { auditEventsRoutes } from './features/audit/audit-events.routes.js';
+import { consentsRoutes } from './features/consents/consents.routes.js';
 import { locationsRoutes } from './features/locations/locations.routes.js';
+import { patientExportRoutes } from './features/patient-export/export.routes.js';
+import { erasureRoutes } from './features/patient-erasure/erasure.routes.js';
 import { patientsRoutes } from './features/patients/patients.routes.js';
 import { providersRoutes } from './features/providers/providers.routes.js';
 import { questionnaireResponsesRoutes } from './features/questionnaire-responses/questionnaire-responses.routes.js';
@@ -56,5 +60,9 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(locationsRoutes(deps));
   await app.register(questionnairesRoutes(deps));
   await app.register(questionnaireResponsesRoutes(deps));
+  await app.register(consentsRoutes(deps));
+  await app.register(patientExportRoutes(deps));
+  await app.register(erasureRoutes(deps));
+  await app.register(auditEventsRoutes(deps));
   return app;
 }

@@ -10,6 +10,12 @@ export const PERMISSIONS = {
   'patients:read': [...STAFF, 'patient'],
   'patients:write': STAFF,
   'patients:delete': ['admin', 'manager'],
+  // Erasure removes a patient's data for good: admins only (issue 4).
+  'patients:erase': ['admin'],
+  // The whole record at once (GET /v1/patients/{id}/export): the patient itself (its right of
+  // access, patient scope) and the roles that manage or treat patients. Not `staff`: front-desk
+  // work needs single records, not bulk disclosure of everything (minimum necessary).
+  'patients:export': ['admin', 'manager', 'clinician', 'patient'],
   'providers:read': [...STAFF, 'patient'],
   'providers:write': ['admin', 'manager'],
   'providers:delete': ['admin', 'manager'],
@@ -28,6 +34,16 @@ export const PERMISSIONS = {
   'responses:read': [...STAFF, 'patient'],
   'responses:write': [...STAFF, 'patient'],
   'responses:amend': ['admin', 'clinician'],
+  // Consents: the patient decides for itself (patient scope); any staff role may record a decision
+  // on the patient's behalf (e.g. a signed form at the front desk) and read them.
+  'consents:read': [...STAFF, 'patient'],
+  'consents:write': [...STAFF, 'patient'],
+  // The audit trail: searching and exporting it is for admins and managers; a patient's access log
+  // (an accounting of disclosures) also for the staff who care for patients and, in patient
+  // scope, for the patient itself.
+  'audit:read': ['admin', 'manager'],
+  'audit:export': ['admin', 'manager'],
+  'audit:access-log': [...STAFF, 'patient'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
