@@ -23,6 +23,15 @@ Commands:
                              Provision a tenant.
   token --tenant <t> --role <r>[,<r>...] --sub <s> [--patient-id <uuid>] [--ttl <seconds>]
                              Print a token from the development issuer (not in production).
+  audit verify [--tenant <t> [--head <position>:<hash>]]
+                             Check the audit trail of one tenant or all: exit 0 when intact, 1 naming the first
+                             record altered, removed, inserted or reordered. --head: a head printed earlier.
+  audit seal [--tenant <t>] [--include-late]
+                             Seal pending audit records now (the server also does, every few seconds);
+                             --include-late: also those that landed too late for the server's sealer.
+  keys rotate [--batch-size <n>] [--tenant <t>]
+                             Re-encrypt stored values under the first (primary) key of ENCRYPTION_KEYS, online;
+                             prints a JSON summary; exit 0 when every value is under it. See README.md.
 
 Configuration is read from environment variables; see README.md.`;
 
@@ -51,13 +60,18 @@ async function main(argv: string[]): Promise<number> {
         const { loadAuditKey } = await import('./features/audit/audit-key.js');
         const { createAuditor } = await import('./features/audit/auditor.js');
         const audit = createAuditor({ db, key: loadAuditKey(config.audit), log, mode: 'sync', flushMs: config.audit.flushMs });
-        const r = await seedDemo(db, log, audit);
+        const { loadFieldKeys } = await import('./container.js');
+        const r = await seedDemo(db, log, audit, loadFieldKeys(config.encryption));
         process.stdout.write(r.seeded ? `Seeded tenant ${DEMO_TENANT}: ${r.locations} locations, ${r.providers} providers, ${r.patients} patients.\n` : `Tenant ${DEMO_TENANT} exists; nothing to do.\n`);
       });
     case 'tenant':
       return tenantCommand(config, rest);
     case 'token':
       return tokenCommand(config, rest);
+    case 'audit':
+      return auditCommand(config, rest);
+    case 'keys':
+      return keysCommand(config, rest);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -107,14 +121,126 @@ async function tokenCommand(config: Config, args: string[]): Promise<number> {
   return 0;
 }
 
+async function auditCommand(config: Config, args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: { tenant: { type: 'string' }, head: { type: 'string' }, 'include-late': { type: 'boolean' } } });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { positionals, values } = parsed;
+  const [sub, ...extra] = positionals;
+  if ((sub !== 'verify' && sub !== 'seal') || extra.length > 0) throw new UsageError('usage: carebase audit verify [--tenant <id> [--head <position>:<hash>]] | carebase audit seal [--tenant <id>] [--include-late]');
+  if (values['include-late'] && sub !== 'seal') throw new UsageError('--include-late goes with audit seal');
+  if (values.tenant !== undefined && !TENANT_ID_PATTERN.test(values.tenant)) throw new UsageError('--tenant must be a tenant id (lower-case letters, digits, dashes)');
+  if (values.head !== undefined && (sub !== 'verify' || values.tenant === undefined)) throw new UsageError('--head goes with audit verify --tenant <id>');
+  const [{ existsSync }, { join }, { loadAuditKey }, { listTenantIds, sealTenant, tenantExists }, { verifyTenant, describeResult, parseHead }] = await Promise.all([
+    import('node:fs'),
+    import('node:path'),
+    import('./features/audit/audit-key.js'),
+    import('./features/audit/sealer.js'),
+    import('./features/audit/verify.js'),
+  ]);
+  const head = values.head === undefined ? undefined : parseHead(values.head);
+  if (values.head !== undefined && !head) throw new UsageError('--head must be <position>:<hash> as printed by audit verify');
+  // loadAuditKey would make up a fresh key when none exists; checking against it would call every record altered.
+  if (!config.audit.hmacKey && !existsSync(join(config.audit.keyDir, 'hmac.key'))) {
+    throw new OperatorError(`no audit key: set AUDIT_HMAC_KEY, or use the DATA_DIR whose audit/hmac.key signed the records`);
+  }
+  const key = loadAuditKey(config.audit);
+  let code = 0;
+  await withDb(config, async (db) => {
+    let tenants: string[];
+    if (values.tenant !== undefined) {
+      const id = values.tenant;
+      if (!(await tenantExists(db, id))) throw new UsageError(`no tenant "${id}"`);
+      tenants = [id];
+    } else {
+      const list = await listTenantIds(db);
+      if (!list.complete) throw new OperatorError('the database role cannot list tenants (row-level security applies to it: not superuser, no BYPASSRLS); name one with --tenant');
+      tenants = list.ids;
+    }
+    for (const tenant of tenants) {
+      if (sub === 'seal') {
+        let sealed = 0;
+        const rejected = new Set<string>();
+        let r;
+        do {
+          r = await sealTenant(db, key, tenant, new Date(), values['include-late'] ? { marginMs: Infinity } : {});
+          sealed += r.sealed;
+          for (const id of r.rejected) rejected.add(id);
+        } while (r.more && r.sealed > 0); // a full batch of rejected records only would come back every time
+        process.stdout.write(`sealed ${tenant}: ${sealed} records; chain at position ${r.head}${rejected.size ? `; ${rejected.size} records whose HMAC does not verify left unsealed` : ''}\n`);
+        if (rejected.size) code = 1;
+      } else {
+        const r = await verifyTenant(db, key, tenant, head ? { head } : {});
+        process.stdout.write(`${describeResult(r)}\n`);
+        if (!r.ok) code = 1;
+      }
+    }
+  });
+  return code;
+}
+
+async function keysCommand(config: Config, args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: { 'batch-size': { type: 'string' }, tenant: { type: 'string' } } });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { positionals, values } = parsed;
+  if (positionals.length !== 1 || positionals[0] !== 'rotate') throw new UsageError('usage: carebase keys rotate [--batch-size <n>] [--tenant <id>]');
+  const batchSize = values['batch-size'] === undefined ? 500 : Number(values['batch-size']);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new UsageError('--batch-size must be a whole number from 1 to 10000');
+  if (values.tenant !== undefined && !TENANT_ID_PATTERN.test(values.tenant)) throw new UsageError('--tenant must be a tenant id (lower-case letters, digits, dashes)');
+  const [{ loadFieldKeys }, { rotateKeys }, { listTenantIds, tenantExists }, { createCache }] = await Promise.all([
+    import('./container.js'),
+    import('./features/keys/keys.rotate.js'),
+    import('./features/audit/sealer.js'),
+    import('./platform/cache/index.js'),
+  ]);
+  const keys = loadFieldKeys(config.encryption);
+  let ok = false;
+  await withDb(config, async (db, log) => {
+    let tenants: string[];
+    if (values.tenant !== undefined) {
+      if (!(await tenantExists(db, values.tenant))) throw new UsageError(`no tenant "${values.tenant}"`);
+      tenants = [values.tenant];
+    } else {
+      const list = await listTenantIds(db);
+      if (!list.complete) throw new OperatorError('the database role cannot list tenants (row-level security applies to it: not superuser, no BYPASSRLS); name one with --tenant');
+      tenants = list.ids;
+    }
+    // With Redis, the entries of rewritten patients are dropped (the in-process cache dies with its server).
+    const cache = config.redisUrl ? createCache({ redisUrl: config.redisUrl, log, maxEntries: config.cache.maxEntries }) : undefined;
+    await cache?.ping(2000).catch((err: unknown) => log.warn({ err }, 'cache not reachable: cached entries of rewritten patients expire after CACHE_TTL_SECONDS'));
+    try {
+      const summary = await rotateKeys(db, keys, tenants, {
+        batchSize,
+        ...(cache ? { cache } : {}),
+        // Progress on stderr: stdout is the JSON summary alone, for scripts.
+        onBatch: (p) => process.stderr.write(`${p.target}: ${p.scanned} scanned, ${p.rotated} rotated, ${p.conflicts} conflicts, ${p.failed} failed\n`),
+      });
+      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      ok = summary.ok;
+      if (!ok) process.stderr.write('carebase: not every value is under the primary key yet (see failed, conflicts, complete); keep the old keys and run again\n');
+    } finally {
+      await cache?.close();
+    }
+  });
+  return ok ? 0 : 1;
+}
+
 async function serve(config: Config): Promise<number> {
   const log = createLogger(config.logLevel);
-  const [{ buildApp }, { createDeps }, { migrate }, { seedDemo }, { startKeySweeper }] = await Promise.all([
+  const [{ buildApp }, { createDeps }, { migrate }, { seedDemo }, { startKeySweeper }, { startAuditSealer }] = await Promise.all([
     import('./app.js'),
     import('./container.js'),
     import('./platform/db/migrate.js'),
     import('./features/demo/demo.seed.js'),
     import('./features/idempotency/sweeper.js'),
+    import('./features/audit/sealer.js'),
   ]);
   const deps = await createDeps(config, log).catch(asOperatorError);
   try {
@@ -123,7 +249,7 @@ async function serve(config: Config): Promise<number> {
       log.info({ applied: r.applied, schemaVersion: r.current }, 'database migrated');
     }
     if (config.seedDemo) {
-      const r = await seedDemo(deps.db, log, deps.audit);
+      const r = await seedDemo(deps.db, log, deps.audit, deps.keys);
       if (r.seeded) log.info({ tenant: DEMO_TENANT, locations: r.locations, providers: r.providers, patients: r.patients }, 'demo data seeded');
     }
   } catch (err) {
@@ -133,6 +259,7 @@ async function serve(config: Config): Promise<number> {
   const app = await buildApp(deps);
   await app.listen({ port: config.port, host: config.host });
   const stopSweeper = startKeySweeper(deps.db, log);
+  const stopSealer = startAuditSealer({ db: deps.db, key: deps.audit.key }, log);
 
   let closing = false;
   const shutdown = (signal: string) => {
@@ -147,6 +274,8 @@ async function serve(config: Config): Promise<number> {
     stopSweeper();
     app
       .close()
+      // A sealing pass in progress finishes before the database goes.
+      .then(() => stopSealer())
       .then(() => deps.close())
       .then(
         () => {
