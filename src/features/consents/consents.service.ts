@@ -23,7 +23,7 @@ import type { Consent, ConsentInput, ConsentListQuery, CurrentConsents } from '.
 import type { ConsentRow } from './consents.table.js';
 import { isPurpose, PURPOSE_CODES, PURPOSES, type Purpose } from './purposes.js';
 
-const toConsent = (r: ConsentRow): Consent => ({
+export const toConsent = (r: ConsentRow): Consent => ({
   id: r.id,
   patientId: r.patientId,
   purpose: r.purpose as Purpose,

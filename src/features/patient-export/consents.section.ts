@@ -3,25 +3,9 @@
 // latest per purpose active and the ones it replaced inactive (see fhir-consent.ts).
 import { latestConsents, listConsents } from '../consents/consents.repo.js';
 import { Consent } from '../consents/consents.schema.js';
-import type { ConsentRow } from '../consents/consents.table.js';
-import type { Purpose } from '../consents/purposes.js';
-import { iso } from '../shared/versioning.js';
+import { toConsent } from '../consents/consents.service.js';
 import { collect, type ExportSection, type SectionScope } from './export-section.js';
 import { toFhirConsent } from './fhir-consent.js';
-
-/**
- * A decision as the consents API returns it. This repeats consents.service's row mapping (which
- * that module does not export); export.test.ts compares the export with the GET.
- */
-const consentJson = (r: ConsentRow): Consent => ({
-  id: r.id,
-  patientId: r.patientId,
-  purpose: r.purpose as Purpose,
-  decision: r.decision,
-  recordedAt: iso(r.recordedAt),
-  actor: { sub: r.actorSub, roles: r.actorRoles },
-  ...(r.note !== null ? { note: r.note } : {}),
-});
 
 const page = (s: SectionScope) => (afterId: string | undefined, limit: number) => listConsents(s.q, s.tenantId, s.patientId, limit, afterId);
 
@@ -34,6 +18,6 @@ async function fhir(s: SectionScope) {
 export const consentsSection: ExportSection = {
   key: 'consents',
   schema: Consent,
-  json: (s) => collect(page(s), consentJson),
+  json: (s) => collect(page(s), toConsent),
   fhir,
 };

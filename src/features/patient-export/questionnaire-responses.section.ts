@@ -3,11 +3,9 @@
 // /v1/questionnaire-responses/{id} returns them; in FHIR as GET ?format=fhir does, except that the
 // subject is the Bundle's Patient entry.
 import { eq } from 'drizzle-orm';
-import type { ResponseItem } from '../questionnaires/fhir-types.js';
-import { toFhirQuestionnaireResponse } from '../questionnaire-responses/engine/index.js';
 import { pinnedQuestionnaire } from '../questionnaire-responses/pinned-questionnaires.js';
 import { QuestionnaireResponse } from '../questionnaire-responses/questionnaire-responses.schema.js';
-import { toResponse } from '../questionnaire-responses/questionnaire-responses.service.js';
+import { fhirOfResponse, toResponse } from '../questionnaire-responses/questionnaire-responses.service.js';
 import { questionnaireResponses as responses, type ResponseRow } from '../questionnaire-responses/questionnaire-responses.table.js';
 import { listLive } from '../shared/versioned-repo.js';
 import { collect, type ExportSection, type FhirResource, type SectionScope } from './export-section.js';
@@ -16,23 +14,10 @@ import { collect, type ExportSection, type FhirResource, type SectionScope } fro
 const page = (s: SectionScope) => (afterId: string | undefined, limit: number) =>
   listLive<ResponseRow>(s.q, responses, s.tenantId, limit, afterId, [eq(responses.patientId, s.patientId)]);
 
-/**
- * The same FHIR QuestionnaireResponse as the service's getResponseFhir builds (questionnaire by
- * canonical URL|businessVersion when it has one), read inside the export's snapshot.
- */
+/** The same FHIR QuestionnaireResponse as GET ?format=fhir, read inside the export's snapshot. */
 async function toFhir(s: SectionScope, row: ResponseRow): Promise<FhirResource> {
   const r = toResponse(row);
-  const q = await pinnedQuestionnaire((fn) => fn(s.q), s.tenantId, r.questionnaireId);
-  const canonical = typeof q.url === 'string' ? `${q.url}${q.version !== undefined ? `|${q.version}` : ''}` : `Questionnaire/${r.questionnaireId}`;
-  const fhir = toFhirQuestionnaireResponse({
-    id: r.id,
-    questionnaire: canonical,
-    status: r.status,
-    patientId: r.patientId,
-    authored: r.submittedAt ?? r.updatedAt,
-    items: r.item as ResponseItem[],
-    score: r.score ?? null,
-  });
+  const fhir = fhirOfResponse(r, await pinnedQuestionnaire((fn) => fn(s.q), s.tenantId, r.questionnaireId));
   // `Patient/<id>` would not resolve inside a Bundle whose entries are urn:uuid: refer to the entry.
   return { ...fhir, subject: { reference: s.patientRef } };
 }

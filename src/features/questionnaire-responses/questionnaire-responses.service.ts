@@ -158,9 +158,14 @@ export function getResponseFhir(ctx: Ctx, id: string) {
 
 async function loadResponseFhir(ctx: Ctx, id: string): Promise<{ fhir: FhirQuestionnaireResponse; version: number; patientId: string }> {
   const r = await loadResponse(ctx, id);
-  const q = await pinnedQuestionnaire((fn) => ctx.db.read(ctx.tenantId, fn), ctx.tenantId, r.questionnaireId);
+  const fhir = fhirOfResponse(r, await pinnedQuestionnaire((fn) => ctx.db.read(ctx.tenantId, fn), ctx.tenantId, r.questionnaireId));
+  return { fhir, version: r.version, patientId: r.patientId };
+}
+
+/** A response as a FHIR R4 QuestionnaireResponse; the questionnaire by canonical URL|version when it has one. */
+export function fhirOfResponse(r: QuestionnaireResponse, q: Questionnaire): FhirQuestionnaireResponse {
   const canonical = typeof q.url === 'string' ? `${q.url}${q.version !== undefined ? `|${q.version}` : ''}` : `Questionnaire/${r.questionnaireId}`;
-  const fhir = toFhirQuestionnaireResponse({
+  return toFhirQuestionnaireResponse({
     id: r.id,
     questionnaire: canonical,
     status: r.status,
@@ -169,7 +174,6 @@ async function loadResponseFhir(ctx: Ctx, id: string): Promise<{ fhir: FhirQuest
     items: r.item as ResponseItem[],
     score: r.score ?? null,
   });
-  return { fhir, version: r.version, patientId: r.patientId };
 }
 
 export function listResponses(ctx: Ctx, query: ResponseListQuery) {
