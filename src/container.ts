@@ -3,11 +3,13 @@ import { createLocalJWKSet, createRemoteJWKSet } from 'jose';
 import { loadDevIssuer, type DevIssuer } from './auth/dev-issuer.js';
 import { createVerifier, type Verifier } from './auth/verifier.js';
 import type { Config } from './config.js';
+import type { FieldKeys } from './context.js';
 import { createTenantDirectory, type TenantDirectory } from './features/tenants/tenants.service.js';
 import { createResourceCache, type ResourceCache } from './features/shared/resource-cache.js';
 import { loadAuditKey } from './features/audit/audit-key.js';
 import { createAuditor, type Auditor } from './features/audit/auditor.js';
 import { createCache, type Cache } from './platform/cache/index.js';
+import { loadKeyRing } from './platform/crypto/index.js';
 import { createDb } from './platform/db/index.js';
 import type { Db } from './platform/db/db.js';
 import type { Logger } from './platform/log.js';
@@ -22,13 +24,23 @@ export interface Deps {
   readonly resources: ResourceCache;
   readonly verify: Verifier;
   readonly audit: Auditor;
+  /** Field encryption (patients' sensitive identifiers, idempotency records). */
+  readonly keys: FieldKeys;
   /** Present when tokens come from the built-in development issuer. */
   readonly devIssuer?: DevIssuer;
   readonly now: () => Date;
   close(): Promise<void>;
 }
 
+/** The key ring of ENCRYPTION_KEYS (or the development ring in DATA_DIR/keys) and the systems it covers. */
+export function loadFieldKeys(c: Config['encryption']): FieldKeys {
+  return Object.freeze({ ...loadKeyRing(c), identifierSystems: Object.freeze([...c.identifierSystems]) });
+}
+
 export async function createDeps(config: Config, log: Logger): Promise<Deps> {
+  // First, before any connection: an unreadable development key file stops the start here
+  // (weak, malformed or missing keys in the environment were already refused by loadConfig).
+  const keys = loadFieldKeys(config.encryption);
   const db = await createDb(config.database, (err) => log.warn({ err }, 'database pool: idle client error'));
   try {
     const a = config.auth;
@@ -45,6 +57,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       log,
       db,
       audit,
+      keys,
       tenants: createTenantDirectory(db),
       cache,
       resources: createResourceCache(cache, config.cache.ttlSeconds),

@@ -19,6 +19,7 @@ export function ctxOf(deps: Deps, request: FastifyRequest): Ctx {
     cache: deps.resources,
     log: request.log as Logger,
     audit: deps.audit,
+    keys: deps.keys,
     // User agents are clipped: the column is for telling clients apart, not for storing payloads.
     client: { ip: request.ip, ...(typeof userAgent === 'string' ? { userAgent: userAgent.slice(0, 256) } : {}) },
   };

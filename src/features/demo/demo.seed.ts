@@ -1,7 +1,7 @@
 // Seeds the demo tenant on an empty database, through the same service functions the API uses,
 // all in one transaction: concurrent starts seed once, and a crash mid-way leaves nothing half-made.
 import { systemPrincipal } from '../../auth/principal.js';
-import type { Ctx } from '../../context.js';
+import type { Ctx, FieldKeys } from '../../context.js';
 import type { Auditor } from '../audit/auditor.js';
 import type { Db } from '../../platform/db/db.js';
 import { withinTransaction } from '../../platform/db/nested.js';
@@ -20,10 +20,10 @@ export interface SeedReport {
   patients: number;
 }
 
-export async function seedDemo(db: Db, log: Logger, audit: Auditor, now = () => new Date()): Promise<SeedReport> {
+export async function seedDemo(db: Db, log: Logger, audit: Auditor, keys: FieldKeys, now = () => new Date()): Promise<SeedReport> {
   return db.tx(DEMO_TENANT, async (q) => {
     if (!(await insertTenant(q, DEMO_TENANT, 'Demo Clinic Group'))) return { seeded: false, locations: 0, providers: 0, patients: 0 };
-    const ctx: Ctx = { principal: systemPrincipal(DEMO_TENANT), tenantId: DEMO_TENANT, requestId: 'seed', now, db: withinTransaction(q, db), cache: noResourceCache, log, audit };
+    const ctx: Ctx = { principal: systemPrincipal(DEMO_TENANT), tenantId: DEMO_TENANT, requestId: 'seed', now, db: withinTransaction(q, db), cache: noResourceCache, log, audit, keys };
     const locationIds: string[] = [];
     for (const l of DEMO_LOCATIONS) locationIds.push((await createLocation(ctx, l)).id);
     const providers = demoProviders(locationIds);

@@ -4,8 +4,16 @@
 // refused (different request). After the change, the response is recorded in the same
 // transaction, so a 2xx and its record commit or vanish together. Failed requests record nothing:
 // retrying them runs them again.
+//
+// The recorded body is encrypted whole with the field-encryption key ring: it is the response, so
+// it holds the resource with its sensitive fields decrypted (a patient's SSN). Bound by its
+// associated data to the tenant, principal and key it was recorded under. The status and headers
+// (Location, ETag) stay plaintext. The request fingerprint is stored keyed (an HMAC with the blind
+// index key): a plain hash of a body whose other fields sit in the patients table would let anyone
+// with the database try every SSN against it.
 import { and, eq, gt, lte, sql } from 'drizzle-orm';
 import { AppError } from '../../errors.js';
+import { ciphertextPrefixFor, CIPHERTEXT_PREFIX, isCiphertext, type KeyRing } from '../../platform/crypto/index.js';
 import type { Querier } from '../../platform/db/db.js';
 import { idempotencyKeys } from './idempotency.table.js';
 
@@ -37,6 +45,36 @@ interface Scope {
   tenantId: string;
   principal: string;
   now: Date;
+  keys: KeyRing;
+}
+
+const bodyAad = (s: Pick<Scope, 'tenantId' | 'principal'>, key: string) => [s.tenantId, 'idempotency', s.principal, key];
+
+/** Never an identifier system, so these tokens live apart from the identifiers' blind indexes. */
+const FINGERPRINT_DOMAIN = 'carebase:idempotency-fingerprint';
+const storedFingerprint = (s: Scope, c: IdempotencyClaim) => s.keys.blindIndex(s.tenantId, FINGERPRINT_DOMAIN, c.fingerprint);
+
+/** The stored body: a JSON string holding the ciphertext of the body's JSON (null stays null). */
+function sealBody(s: Scope, key: string, body: unknown): string | null {
+  return body === undefined || body === null ? null : s.keys.encrypt(JSON.stringify(body), bodyAad(s, key));
+}
+
+/**
+ * The body as recorded. Records written before bodies were encrypted hold the body itself (an
+ * object: response bodies are never bare strings), replayed as is until they expire. A record that
+ * does not decrypt (its key left the ring) throws DecryptionError: a 500, never a re-run.
+ */
+function openBody(s: Pick<Scope, 'tenantId' | 'principal' | 'keys'>, key: string, stored: unknown): unknown {
+  return typeof stored === 'string' && isCiphertext(stored) ? JSON.parse(s.keys.decrypt(stored, bodyAad(s, key))) : stored;
+}
+
+/**
+ * A record's body as it was answered (decrypted), for features that must look into recorded
+ * answers, e.g. an erasure finding those that hold a patient. Throws DecryptionError when its key
+ * is not in the ring.
+ */
+export function recordedBody(keys: KeyRing, record: { tenantId: string; principal: string; key: string; body: unknown }): unknown {
+  return openBody({ tenantId: record.tenantId, principal: record.principal, keys }, record.key, record.body);
 }
 
 export async function claimKey(q: Querier, s: Scope, c: IdempotencyClaim): Promise<void> {
@@ -44,8 +82,9 @@ export async function claimKey(q: Querier, s: Scope, c: IdempotencyClaim): Promi
   const where = and(eq(idempotencyKeys.tenantId, s.tenantId), eq(idempotencyKeys.principal, s.principal), eq(idempotencyKeys.key, c.key));
   const [row] = await q.select().from(idempotencyKeys).where(and(where, gt(idempotencyKeys.expiresAt, s.now)));
   if (row) {
-    if (row.fingerprint !== c.fingerprint) throw new AppError('IDEMPOTENCY_KEY_REUSED');
-    throw new IdempotentReplay({ status: row.status, headers: row.headers, body: row.body });
+    // A record written before fingerprints were keyed holds the plain hash until it expires.
+    if (row.fingerprint !== storedFingerprint(s, c) && row.fingerprint !== c.fingerprint) throw new AppError('IDEMPOTENCY_KEY_REUSED');
+    throw new IdempotentReplay({ status: row.status, headers: row.headers, body: openBody(s, c.key, row.body) });
   }
   // An expired record of the same key no longer counts; make room for the new one.
   await q.delete(idempotencyKeys).where(and(where, lte(idempotencyKeys.expiresAt, s.now)));
@@ -57,13 +96,37 @@ export async function recordKey(q: Querier, s: Scope, c: IdempotencyClaim, resul
     tenantId: s.tenantId,
     principal: s.principal,
     key: c.key,
-    fingerprint: c.fingerprint,
+    fingerprint: storedFingerprint(s, c),
     status: r.status,
     headers: r.headers,
-    body: r.body as object,
+    body: sealBody(s, c.key, r.body),
     createdAt: s.now,
     expiresAt: new Date(s.now.getTime() + IDEMPOTENCY_TTL_MS),
   });
+}
+
+export interface RecordsNotUnderKey {
+  /** Live records whose body is encrypted under another key: it must stay in the ring until they expire. */
+  readonly underOtherKeys: number;
+  /** Live records whose body is plaintext (recorded before bodies were encrypted). */
+  readonly plaintext: number;
+  /** When the last of them expires. */
+  readonly lastExpiresAt?: Date;
+}
+
+/** Idempotency records of the tenant not encrypted under `primaryKeyId`. Not rotated: they expire within IDEMPOTENCY_TTL_MS. */
+export async function recordsNotUnderKey(q: Querier, tenantId: string, primaryKeyId: string, now: Date): Promise<RecordsNotUnderKey> {
+  const text = sql`(${idempotencyKeys.body} #>> '{}')`;
+  const encrypted = sql`jsonb_typeof(${idempotencyKeys.body}) = 'string' and starts_with(${text}, ${CIPHERTEXT_PREFIX})`;
+  const [r] = await q
+    .select({
+      other: sql<number>`count(*) filter (where ${encrypted} and not starts_with(${text}, ${ciphertextPrefixFor(primaryKeyId)}))`.mapWith(Number),
+      plain: sql<number>`count(*) filter (where ${idempotencyKeys.body} is not null and not (${encrypted}))`.mapWith(Number),
+      last: sql<Date | null>`max(${idempotencyKeys.expiresAt}) filter (where ${idempotencyKeys.body} is not null and not (${encrypted} and starts_with(${text}, ${ciphertextPrefixFor(primaryKeyId)})))`.mapWith(idempotencyKeys.expiresAt),
+    })
+    .from(idempotencyKeys)
+    .where(and(eq(idempotencyKeys.tenantId, tenantId), gt(idempotencyKeys.expiresAt, now)));
+  return { underOtherKeys: r?.other ?? 0, plaintext: r?.plain ?? 0, ...(r?.last ? { lastExpiresAt: r.last } : {}) };
 }
 
 /**

@@ -1,14 +1,16 @@
-import { eq, sql, type SQL } from 'drizzle-orm';
+import { eq, or, sql, type SQL } from 'drizzle-orm';
 import type { Querier } from '../../platform/db/db.js';
 import { listLive } from '../shared/versioned-repo.js';
 import { likePrefix } from './name-search.js';
+import type { StoredIdentifier } from './patients.schema.js';
 import { patients, type PatientRow } from './patients.table.js';
 
 export interface PatientFilters {
   onlyId?: string;
   namePrefixes?: string[];
   birthDate?: string;
-  identifier?: { system?: string; value: string };
+  /** Stored identifiers (or parts of one) of which a patient must have one: any of them. */
+  identifier?: Partial<StoredIdentifier>[];
 }
 
 export function listPatients(q: Querier, tenantId: string, limit: number, afterId: string | undefined, f: PatientFilters) {
@@ -19,9 +21,8 @@ export function listPatients(q: Querier, tenantId: string, limit: number, afterI
     ...(f.namePrefixes ?? []).map(
       (p) => sql`exists (select 1 from unnest(${patients.nameTokens}) as t(token) where t.token like ${likePrefix(p)})`,
     ),
-    f.identifier
-      ? sql`${patients.identifiers} @> ${JSON.stringify([f.identifier.system === undefined ? { value: f.identifier.value } : f.identifier])}::jsonb`
-      : undefined,
+    // Containment, one test per alternative, so the GIN index (jsonb_path_ops) serves each.
+    f.identifier ? or(...f.identifier.map((m) => sql`${patients.identifiers} @> ${JSON.stringify([m])}::jsonb`)) : undefined,
   ];
   return listLive<PatientRow>(q, patients, tenantId, limit, afterId, filters);
 }

@@ -9,6 +9,18 @@ export const Identifier = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * An identifier as stored (the row, the cache, anything persisted). Whose system is in
+ * ENCRYPTED_IDENTIFIER_SYSTEMS: `value` is the ciphertext (`enc:v1:…`) and `valueIndex` its blind
+ * index (`bi1:…`), for exact-match search; `valueIndex` is what marks a value as encrypted. Never
+ * part of the API: the service decrypts before answering.
+ */
+export interface StoredIdentifier {
+  system: string;
+  value: string;
+  valueIndex?: string;
+}
+
 const fields = {
   name: HumanName,
   birthDate: Type.String({ format: 'date', description: 'YYYY-MM-DD, not in the future' }),

@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import { authorize, patientScope } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
-import { notFound, OutOfScope, validationFailed, type ErrorDetail } from '../../errors.js';
+import { AppError, notFound, OutOfScope, validationFailed, type ErrorDetail } from '../../errors.js';
 import { auditedRead, auditedWrite, auditRecordOf } from '../audit/audited.js';
 import type { AuditAction, AuditEntry } from '../audit/audit-record.js';
 import { assertValid } from '../../platform/validation.js';
@@ -10,15 +10,20 @@ import { cachePut, readThrough } from '../shared/resource-cache.js';
 import { writeOne, writeTx } from '../shared/write-tx.js';
 import { changeIfCurrent } from '../shared/conditional-change.js';
 import type { Querier } from '../../platform/db/db.js';
+import { DecryptionError } from '../../platform/crypto/index.js';
 import { pageRequest, toPage } from '../shared/pagination.js';
 import { findLive, insertRow, softDeleteLocked } from '../shared/versioned-repo.js';
 import { assertCurrent, iso, requireVersion } from '../shared/versioning.js';
 import { nameTokens, searchPrefixes } from './name-search.js';
+import { identifierMatches, revealIdentifier, sealIdentifier } from './patients.crypto.js';
 import { listPatients as listRows, type PatientFilters } from './patients.repo.js';
-import { PatientInput, type Patient, type PatientListQuery } from './patients.schema.js';
+import { PatientInput, type Patient, type PatientListQuery, type StoredIdentifier } from './patients.schema.js';
 import { patients, type PatientRow } from './patients.table.js';
 
-const toPatient = (r: PatientRow): Patient => ({
+/** A patient as stored and cached: sensitive identifiers encrypted (patients.crypto). */
+type StoredPatient = Omit<Patient, 'identifiers'> & { identifiers: StoredIdentifier[] };
+
+const toStored = (r: PatientRow): StoredPatient => ({
   id: r.id,
   version: r.version,
   name: r.name,
@@ -33,6 +38,25 @@ const toPatient = (r: PatientRow): Patient => ({
   updatedAt: iso(r.updatedAt),
 });
 
+/**
+ * The patient as the API returns it: everything here works on the stored form, and only what a
+ * function returns to its caller is decrypted. A value that does not decrypt means a key is
+ * missing from the ring or the row was altered: logged without the value, answered as a plain 500.
+ */
+function reveal(ctx: Ctx, p: StoredPatient): Patient {
+  try {
+    return { ...p, identifiers: p.identifiers.map((i) => revealIdentifier(ctx.keys, ctx.tenantId, i)) };
+  } catch (err) {
+    if (!(err instanceof DecryptionError)) throw err;
+    // DecryptionError messages name a key id at most, never the value.
+    ctx.log.error({ resourceType: 'Patient', resourceId: p.id, reason: err.reason, problem: err.message }, 'a stored patient identifier could not be decrypted');
+    throw new AppError('INTERNAL');
+  }
+}
+
+/** A patients row as the API returns it (for modules that read rows themselves, e.g. exports). */
+export const patientOfRow = (ctx: Ctx, r: PatientRow): Patient => reveal(ctx, toStored(r));
+
 const inputOf = ({ id: _i, version: _v, createdAt: _c, updatedAt: _u, ...input }: Patient): PatientInput => input;
 
 const EARLIEST_BIRTH_DATE = '1850-01-01';
@@ -46,12 +70,12 @@ function checkRules(ctx: Ctx, input: PatientInput): void {
   if (problems.length > 0) throw validationFailed(problems);
 }
 
-const columnsOf = (i: PatientInput) => ({
+const columnsOf = (ctx: Ctx, i: PatientInput) => ({
   name: i.name,
   nameTokens: nameTokens(i.name),
   birthDate: i.birthDate,
   gender: i.gender,
-  identifiers: i.identifiers ?? [],
+  identifiers: (i.identifiers ?? []).map((id) => sealIdentifier(ctx.keys, ctx.tenantId, id)),
   email: i.email ?? null,
   phone: i.phone ?? null,
   address: i.address ?? null,
@@ -73,17 +97,21 @@ export function createPatient(ctx: Ctx, input: PatientInput): Promise<Patient> {
     authorize(ctx.principal, 'patients:write');
     checkRules(ctx, input);
     const now = ctx.now();
-    const row = { tenantId: ctx.tenantId, id, version: 1, ...columnsOf(input), createdAt: now, updatedAt: now };
-    return cachePut(ctx, 'patients', await writeOne(ctx, async (q) => {
+    const row = { tenantId: ctx.tenantId, id, version: 1, ...columnsOf(ctx, input), createdAt: now, updatedAt: now };
+    const stored = toStored({ ...row, deletedAt: null });
+    // The answer (and what an Idempotency-Key records) has the identifiers as given.
+    const created = await writeOne(ctx, async (q) => {
       await insertRow(q, patients, { ...row, auditRecord: auditRecordOf(ctx, access('create', id), now) });
-      return toPatient({ ...row, deletedAt: null });
-    }));
+      return { ...stored, identifiers: input.identifiers ?? [] };
+    });
+    await cachePut(ctx, 'patients', stored);
+    return created;
   });
 }
 
 const fromDb = (ctx: Ctx, id: string) => async (q: Querier) => {
   const row = await findLive<PatientRow>(q, patients, ctx.tenantId, id);
-  return row && toPatient(row);
+  return row && toStored(row);
 };
 
 export function getPatient(ctx: Ctx, id: string): Promise<Patient> {
@@ -92,15 +120,15 @@ export function getPatient(ctx: Ctx, id: string): Promise<Patient> {
     assertInScope(ctx, id);
     const found = await readThrough(ctx, 'patients', id, () => ctx.db.read(ctx.tenantId, fromDb(ctx, id)));
     if (!found) throw notFound('Patient');
-    return found;
+    return reveal(ctx, found);
   });
 }
 
-function parseIdentifier(token: string): PatientFilters['identifier'] {
+function parseIdentifier(ctx: Ctx, token: string): PatientFilters['identifier'] {
   const bar = token.indexOf('|');
   const [system, value] = bar < 0 ? [undefined, token] : [token.slice(0, bar), token.slice(bar + 1)];
   if (!value) throw validationFailed([{ path: '/query/identifier', message: 'must be system|value or value' }]);
-  return system ? { system, value } : { value };
+  return identifierMatches(ctx.keys, ctx.tenantId, system || undefined, value);
 }
 
 export function listPatients(ctx: Ctx, query: PatientListQuery) {
@@ -115,11 +143,11 @@ async function findPatients(ctx: Ctx, query: PatientListQuery) {
     onlyId: patientScope(ctx.principal),
     namePrefixes: query.name === undefined ? undefined : searchPrefixes(query.name),
     birthDate: query.birthDate,
-    identifier: query.identifier === undefined ? undefined : parseIdentifier(query.identifier),
+    identifier: query.identifier === undefined ? undefined : parseIdentifier(ctx, query.identifier),
   };
   if (filters.namePrefixes?.length === 0) throw validationFailed([{ path: '/query/name', message: 'must contain a letter or digit' }]);
   const rows = await ctx.db.read(ctx.tenantId, (q) => listRows(q, ctx.tenantId, limit, afterId, filters));
-  return toPage(rows.map(toPatient), limit);
+  return toPage(rows.map((r) => reveal(ctx, toStored(r))), limit);
 }
 
 export function updatePatient(ctx: Ctx, id: string, expectedVersion: number | undefined, patch: object): Promise<Patient> {
@@ -130,19 +158,22 @@ function changePatient(ctx: Ctx, id: string, expectedVersion: number | undefined
   authorize(ctx.principal, 'patients:write');
   assertInScope(ctx, id);
   const expected = requireVersion(expectedVersion);
-  return changeIfCurrent<Patient, PatientRow>(ctx, {
+  // The change starts from the stored form (cache, recent-versions or row), patches the revealed
+  // patient and encrypts again: each write re-encrypts under the primary key.
+  return changeIfCurrent<StoredPatient, PatientRow, Patient>(ctx, {
     table: patients,
     type: 'patients',
     id,
     expected,
     load: fromDb(ctx, id),
     apply: (current) => {
-      const next = mergePatch(inputOf(assertCurrent(current, expected, 'Patient')), patch);
+      const next = mergePatch(inputOf(reveal(ctx, assertCurrent(current, expected, 'Patient'))), patch);
       assertValid<PatientInput>(PatientInput, next);
       checkRules(ctx, next);
-      return columnsOf(next);
+      return columnsOf(ctx, next);
     },
-    toResource: toPatient,
+    toResource: toStored,
+    present: (stored) => reveal(ctx, stored),
     audit: () => access('update', id),
   });
 }

@@ -2,7 +2,7 @@ import { boolean, date, jsonb, pgTable, primaryKey, text } from 'drizzle-orm/pg-
 import type { Static } from 'typebox';
 import type { Address, HumanName } from '../shared/schemas.js';
 import { versionedColumns } from '../shared/table-columns.js';
-import type { Identifier } from './patients.schema.js';
+import type { StoredIdentifier } from './patients.schema.js';
 
 export const patients = pgTable(
   'patients',
@@ -12,7 +12,8 @@ export const patients = pgTable(
     nameTokens: text('name_tokens').array().notNull(),
     birthDate: date('birth_date', { mode: 'string' }).notNull(),
     gender: text('gender').$type<'male' | 'female' | 'other' | 'unknown'>().notNull(),
-    identifiers: jsonb('identifiers').$type<Static<typeof Identifier>[]>().notNull(),
+    /** Stored form: a sensitive identifier's value is ciphertext, with its blind index (patients.service). */
+    identifiers: jsonb('identifiers').$type<StoredIdentifier[]>().notNull(),
     email: text('email'),
     phone: text('phone'),
     address: jsonb('address').$type<Static<typeof Address>>(),

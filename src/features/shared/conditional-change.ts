@@ -19,7 +19,7 @@ import { cachePut } from './resource-cache.js';
 import { updateIfVersion, type VersionedTable } from './versioned-repo.js';
 import { writeTx } from './write-tx.js';
 
-export interface ConditionalChange<T extends { id: string; version: number }, R> {
+export interface ConditionalChange<T extends { id: string; version: number }, R, O = T> {
   table: PgTable & VersionedTable;
   /** The cache type of the resource (see resource-cache). */
   type: string;
@@ -32,7 +32,13 @@ export interface ConditionalChange<T extends { id: string; version: number }, R>
    * scope), 409, 412 (assertCurrent) or 400 — and returns the column values to set.
    */
   apply(current: T | undefined, env: ChangeEnv): Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** The resource as cached and remembered (and as load() and apply() see it). */
   toResource(row: R): T;
+  /**
+   * What the caller gets, and an Idempotency-Key records, when that differs from the cached form:
+   * patients are cached with their sensitive identifiers encrypted and answered with them decrypted.
+   */
+  present?(resource: T): O;
   /** The audit entry of the change (its record is written by the same statement). */
   audit(current: T): AuditEntry;
 }
@@ -44,7 +50,8 @@ export interface ChangeEnv {
   read<X>(fn: (q: Querier) => Promise<X>): Promise<X>;
 }
 
-export async function changeIfCurrent<T extends { id: string; version: number }, R>(ctx: Ctx, c: ConditionalChange<T, R>): Promise<T> {
+export async function changeIfCurrent<T extends { id: string; version: number }, R, O = T>(ctx: Ctx, c: ConditionalChange<T, R, O>): Promise<O> {
+  const present = c.present ?? ((resource: T) => resource as unknown as O);
   const now = ctx.now();
   const outside: ChangeEnv = { now, read: (fn) => ctx.db.read(ctx.tenantId, fn) };
   const inside = (q: Querier): ChangeEnv => ({ now, read: (fn) => fn(q) });
@@ -57,17 +64,22 @@ export async function changeIfCurrent<T extends { id: string; version: number },
     throw new AppError('VERSION_CONFLICT');
   };
   if (ctx.idempotency) {
-    return cachePut(ctx, c.type, await writeTx(ctx, async (q) => {
+    let changed: T | undefined;
+    // The transaction's result is what the key records: the presented form.
+    const shown = await writeTx(ctx, async (q) => {
       const current = await c.load(q);
-      return write(q, current, await c.apply(current, inside(q)));
-    }));
+      changed = await write(q, current, await c.apply(current, inside(q)));
+      return present(changed);
+    });
+    await cachePut(ctx, c.type, changed!);
+    return shown;
   }
   const current = await cachedOrLoaded(ctx, c);
   const changes = await c.apply(current, outside);
-  return cachePut(ctx, c.type, await ctx.db.autocommit(ctx.tenantId, (q) => write(q, current, changes)));
+  return present(await cachePut(ctx, c.type, await ctx.db.autocommit(ctx.tenantId, (q) => write(q, current, changes))));
 }
 
-async function cachedOrLoaded<T extends { id: string; version: number }>(ctx: Ctx, c: ConditionalChange<T, unknown>): Promise<T | undefined> {
+async function cachedOrLoaded<T extends { id: string; version: number }>(ctx: Ctx, c: ConditionalChange<T, unknown, unknown>): Promise<T | undefined> {
   const recent = recentAt<T>(ctx.tenantId, c.type, c.id, c.expected);
   if (recent) return recent;
   const cached = await ctx.cache.get<T>(ctx.tenantId, c.type, c.id);

@@ -20,3 +20,8 @@ export function recentAt<T extends { version: number }>(tenantId: string, type: 
   const hit = recent.get(keyOf(tenantId, type, id));
   return hit?.version === version ? (hit as T) : undefined;
 }
+
+/** Drops what this process remembers of a resource (erasure: nothing of it may stay in memory). */
+export function forgetVersion(tenantId: string, type: string, id: string): void {
+  recent.delete(keyOf(tenantId, type, id));
+}

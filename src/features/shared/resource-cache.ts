@@ -17,6 +17,8 @@ export interface ResourceCache {
 }
 
 const keyOf = (tenantId: string, type: string, id: string) => `t:${tenantId}:${type}:${id.toLowerCase()}`;
+/** The raw cache key of a resource, for tools that must drop an entry without a ResourceCache (`carebase keys rotate`). */
+export const resourceCacheKey = keyOf;
 
 // Keys whose write-through and repair both failed (the cache was down). Until a later delete
 // succeeds, this process reads them from the database, and every cache access retries the

@@ -9,7 +9,7 @@ import { claimKey, recordKey } from '../idempotency/idempotency.js';
 export function writeTx<T>(ctx: Ctx, fn: (q: Querier) => Promise<T>): Promise<T> {
   const claim = ctx.idempotency;
   return ctx.db.tx(ctx.tenantId, async (q) => {
-    const scope = claim && { tenantId: ctx.tenantId, principal: ctx.principal.sub, now: ctx.now() };
+    const scope = claim && { tenantId: ctx.tenantId, principal: ctx.principal.sub, now: ctx.now(), keys: ctx.keys };
     if (claim && scope) await claimKey(q, scope, claim);
     const result = await fn(q);
     if (claim && scope) await recordKey(q, scope, claim, result);
