@@ -1,6 +1,6 @@
 // SQL of the audit APIs. Keyset pagination on id (UUIDv7, so about time order); the tenant filter
 // is explicit although row-level security applies it too.
-import { and, asc, desc, eq, gt, gte, lt, lte, ne, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lt, lte, type SQL } from 'drizzle-orm';
 import type { Querier } from '../../platform/db/db.js';
 import { patients } from '../patients/patients.table.js';
 import { auditEvents, type AuditEventRow } from './audit.table.js';
@@ -53,14 +53,11 @@ export async function lastAuditId(q: Querier, tenantId: string, f: AuditRowFilte
 }
 
 /**
- * Whether the tenant has or had this patient: a row (deleted ones too), or an audit record of an
- * access to its data (a patient erased for good keeps its log). Reads of the audit trail that
- * merely named the id do not count.
+ * Whether the tenant has this patient's row, deleted (soft) or not. An erased patient has none:
+ * like every route, its access log is then 404 (its records stay in the audit trail, which
+ * admins and managers search by patient id).
  */
 export async function patientKnown(q: Querier, tenantId: string, id: string): Promise<boolean> {
   const [row] = await q.select({ id: patients.id }).from(patients).where(and(eq(patients.tenantId, tenantId), eq(patients.id, id))).limit(1);
-  if (row) return true;
-  const t = auditEvents;
-  const [accessed] = await q.select({ id: t.id }).from(t).where(and(eq(t.tenantId, tenantId), eq(t.patientId, id), ne(t.resourceType, 'AuditEvent'))).limit(1);
-  return accessed !== undefined;
+  return row !== undefined;
 }

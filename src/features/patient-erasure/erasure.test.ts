@@ -88,7 +88,7 @@ describe.each(storageModes())('patient erasure on %s', (mode) => {
       expect(entry === undefined || entry.value === null).toBe(true);
     }
 
-    for (const path of [`/v1/patients/${p.id}`, `/v1/patients/${p.id}/export`, `/v1/patients/${p.id}/consents`, ...responseIds.map((r) => `/v1/questionnaire-responses/${r}`)]) {
+    for (const path of [`/v1/patients/${p.id}`, `/v1/patients/${p.id}/export`, `/v1/patients/${p.id}/consents`, `/v1/patients/${p.id}/access-log`, ...responseIds.map((r) => `/v1/questionnaire-responses/${r}`)]) {
       expectError(await admin('GET', path), 404, 'NOT_FOUND');
     }
     expectError(await admin('PATCH', `/v1/patients/${p.id}`, { body: { phone: '+1 555 000 0000' }, headers: ifMatch(2) }), 404, 'NOT_FOUND');
