@@ -13,6 +13,7 @@ import { loadConfig } from '../../src/config.js';
 import { createDeps, type Deps } from '../../src/container.js';
 import { createLogger } from '../../src/platform/log.js';
 import { client, type Client } from './http.js';
+import { phiInLogs } from './phi-guard.js';
 
 export type Mode = 'pglite' | 'postgres';
 
@@ -80,6 +81,8 @@ export async function startServer(mode: Mode, env: Record<string, string> = {}, 
       await app.close();
       await deps.close();
       rmSync(dataDir, { recursive: true, force: true });
+      const leaks = phiInLogs(logs);
+      if (leaks.length > 0) throw new Error(`PHI in the server's logs: ${leaks.join(', ')}`);
     },
   };
 }
