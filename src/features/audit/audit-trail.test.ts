@@ -12,6 +12,7 @@ import { startServer, storageModes, type TestServer } from '../../../test/helper
 import { createDb } from '../../platform/db/index.js';
 import { hmacMatches } from './audit-record.js';
 import type { AuditEventRow } from './audit.table.js';
+import { rowsOf } from '../../../test/helpers/db.js';
 
 interface Row {
   action: string;
@@ -29,12 +30,7 @@ interface Row {
 
 const COLUMNS = 'action, outcome, resource_type, resource_id, patient_id, actor_sub, actor_roles, request_id, client_ip, user_agent, detail';
 
-async function auditRows(srv: TestServer, tenant: string, where = 'true'): Promise<Row[]> {
-  const { rows } = (await srv.deps.db.read(tenant, (q) =>
-    q.execute(sql.raw(`select ${COLUMNS} from audit_events where ${where} order by id`)),
-  )) as unknown as { rows: Row[] };
-  return rows;
-}
+const auditRows = (srv: TestServer, tenant: string, where = 'true') => rowsOf<Row>(srv, tenant, sql.raw(`select ${COLUMNS} from audit_events where ${where} order by id`));
 
 describe.each(storageModes())('audit trail on %s', (mode) => {
   let srv: TestServer;
@@ -69,7 +65,7 @@ describe.each(storageModes())('audit trail on %s', (mode) => {
   it('every record carries a valid HMAC under the configured key', async () => {
     await admin('POST', '/v1/patients', { body: patientInput() });
     await srv.deps.audit.flush();
-    const { rows } = (await srv.deps.db.read(tenant, (q) => q.execute(sql`select * from audit_events`))) as unknown as { rows: Record<string, unknown>[] };
+    const rows = await rowsOf(srv, tenant, sql`select * from audit_events`);
     expect(rows.length).toBeGreaterThan(0);
     for (const r of rows) {
       const row = {

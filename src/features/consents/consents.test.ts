@@ -1,7 +1,7 @@
 // Consents: recording decisions (append-only), the history, the decision in force per purpose,
 // who may do what, bad input, Idempotency-Key, the audit trail, and requireConsent for services.
 import { randomUUID } from 'node:crypto';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patientInput } from '../../../test/helpers/factories.js';
 import { client, expectError, ifMatch, type Client } from '../../../test/helpers/http.js';
@@ -11,6 +11,7 @@ import type { Ctx } from '../../context.js';
 import { AppError } from '../../errors.js';
 import { hasConsent, requireConsent } from './consents.service.js';
 import { PURPOSE_CODES, type Purpose } from './purposes.js';
+import { rowsOf } from '../../../test/helpers/db.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -35,9 +36,7 @@ describe.each(storageModes())('consents on %s', (mode) => {
   };
   const path = (patientId: string) => `/v1/patients/${patientId}/consents`;
 
-  async function query<T>(text: ReturnType<typeof sql>, t = tenant): Promise<T[]> {
-    return ((await srv.deps.db.read(t, (q) => q.execute(text))) as unknown as { rows: T[] }).rows;
-  }
+  const query = <T>(text: SQL, t = tenant) => rowsOf<T>(srv, t, text);
   const rowCount = async (patientId: string) =>
     (await query<{ n: number }>(sql`select count(*)::int as n from consents where patient_id = ${patientId}`))[0]!.n;
 

@@ -4,6 +4,7 @@ import { patientInput } from '../../../test/helpers/factories.js';
 import { client, expectError, type Client } from '../../../test/helpers/http.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 import { sweepExpiredKeys } from './idempotency.js';
+import { rowsOf } from '../../../test/helpers/db.js';
 
 describe.each(storageModes())('Idempotency-Key on %s', (mode) => {
   let srv: TestServer;
@@ -111,8 +112,7 @@ describe.each(storageModes())('Idempotency-Key on %s', (mode) => {
     expect(await srv.deps.db.tx(tenant, (q) => sweepExpiredKeys(q))).toBe(0);
     const swept = await srv.deps.db.tx('', (q) => sweepExpiredKeys(q));
     expect(swept).toBeGreaterThanOrEqual(1);
-    const left = (await srv.deps.db.read(tenant, (q) => q.execute(sql`select key from idempotency_keys where tenant_id = ${tenant} order by key`))) as unknown as { rows: { key: string }[] };
-    expect(left.rows.map((r) => r.key)).toEqual(['old']);
+    expect(await rowsOf(srv, tenant, sql`select key from idempotency_keys where tenant_id = ${tenant} order by key`)).toEqual([{ key: 'old' }]);
   });
 
   it('documents Idempotency-Key on every POST and PATCH in OpenAPI', async () => {

@@ -8,6 +8,7 @@ import { patientInput } from '../../../test/helpers/factories.js';
 import { client, expectError, ifMatch, type Client } from '../../../test/helpers/http.js';
 import { simpleQuestionnaire } from '../../../test/helpers/questionnaires.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
+import { rowsOf } from '../../../test/helpers/db.js';
 
 /** Every value of every row of every table, as text (owner session: no row-level security). */
 async function everyStoredValue(srv: TestServer): Promise<string> {
@@ -96,8 +97,7 @@ describe.each(storageModes())('patient erasure on %s', (mode) => {
 
     // The audit trail keeps the patient id only, including the erasure itself.
     await srv.deps.audit.flush();
-    const { rows } = (await srv.deps.db.read(tenant, (q) => q.execute(sql`select action, actor_sub from audit_events where patient_id = ${p.id} and action = 'erase'`))) as unknown as { rows: unknown[] };
-    expect(rows).toEqual([{ action: 'erase', actor_sub: 'dpo' }]);
+    expect(await rowsOf(srv, tenant, sql`select action, actor_sub from audit_events where patient_id = ${p.id} and action = 'erase'`)).toEqual([{ action: 'erase', actor_sub: 'dpo' }]);
 
     // Asking again returns the same report.
     const again = await admin('POST', `/v1/patients/${p.id}/erase`, { body: { reason: 'GDPR request #1' }, headers: ifMatch(1) });
@@ -146,8 +146,7 @@ describe.each(storageModes())('patient erasure on %s', (mode) => {
     expectError(await otherAdmin('POST', `/v1/patients/${p.id}/erase`, { body: { reason: 'x' }, headers: ifMatch(1) }), 404, 'NOT_FOUND');
     // Nothing changed.
     expect((await admin('GET', `/v1/patients/${p.id}`)).body).toMatchObject({ id: p.id, version: 1 });
-    const { rows } = (await srv.deps.db.read(tenant, (q) => q.execute(sql`select count(*)::int as n from patient_erasures where patient_id = ${p.id}`))) as unknown as { rows: { n: number }[] };
-    expect(rows[0]!.n).toBe(0);
+    expect(await rowsOf(srv, tenant, sql`select count(*)::int as n from patient_erasures where patient_id = ${p.id}`)).toEqual([{ n: 0 }]);
   });
 
   it('the application role can only hard-delete through a recorded erasure', async () => {

@@ -10,6 +10,7 @@ import { startServer, storageModes, type TestServer } from '../../../test/helper
 import { batches, EXPORT_BATCH } from './export-section.js';
 import { CONSENT_PURPOSE_SYSTEM } from './fhir-consent.js';
 import { fhirR4Problems } from './test-helpers/fhir-r4-check.js';
+import { rowsOf } from '../../../test/helpers/db.js';
 
 const PHQ9 = 'questionnaires/phq9-lhcforms.questionnaire.json';
 const RESPONSES = '/v1/questionnaire-responses';
@@ -43,8 +44,7 @@ describe.each(storageModes())('patient export on %s', (mode) => {
   async function auditRows(where: string): Promise<AuditRow[]> {
     await srv.deps.audit.flush();
     const cols = 'action, outcome, resource_type, resource_id, patient_id, actor_sub, detail';
-    const { rows } = (await srv.deps.db.read(tenant, (q) => q.execute(sql.raw(`select ${cols} from audit_events where ${where} order by id`)))) as unknown as { rows: AuditRow[] };
-    return rows;
+    return rowsOf<AuditRow>(srv, tenant, sql.raw(`select ${cols} from audit_events where ${where} order by id`));
   }
 
   beforeAll(async () => {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patientInput } from '../../../test/helpers/factories.js';
 import { client, expectError, type Client } from '../../../test/helpers/http.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
+import { rowsOf } from '../../../test/helpers/db.js';
 
 const closedPort = () =>
   new Promise<number>((resolve) => {
@@ -53,8 +54,7 @@ describe.each(storageModes())('write-through resource cache on %s', (mode) => {
     const ok = await api('PATCH', `/v1/patients/${p.id}`, { body: { phone: '+1 555 000 1111' }, headers: { 'if-match': 'W/"2"' } });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ version: 3, email: 'v2@example.org', phone: '+1 555 000 1111' });
-    const { rows } = (await srv.deps.db.read(tenant, (q) => q.execute(sql`select version, email, phone from patients where id = ${p.id}`))) as unknown as { rows: unknown[] };
-    expect(rows).toEqual([{ version: 3, email: 'v2@example.org', phone: '+1 555 000 1111' }]);
+    expect(await rowsOf(srv, tenant, sql`select version, email, phone from patients where id = ${p.id}`)).toEqual([{ version: 3, email: 'v2@example.org', phone: '+1 555 000 1111' }]);
   });
 
   it('never lets an older version overwrite a newer one, nor bring back a deleted resource', async () => {
