@@ -30,6 +30,14 @@ export const SEAL_DEFAULTS = {
    * Bounds each pass's anti-join to a recent window instead of the whole table.
    */
   marginMs: 10 * 60_000,
+  /**
+   * The window of the background sealer's regular passes: records that commit at most this much
+   * out of order. Each pass anti-joins every record in its window against the chain, so a window
+   * of marginMs on every pass re-read minutes of already-sealed records every few seconds (most
+   * of PostgreSQL's share of auditing under load); the full margin is swept every lateSweepMs.
+   */
+  recentMarginMs: 5_000,
+  lateSweepMs: 60_000,
   /** Records sealed per transaction; a pass repeats while batches are full. */
   batch: 1_000,
 } as const;

@@ -10,6 +10,9 @@
 // whichever instance seals. A record that lands later than the margin is not sealed: verify
 // reports it ('unsealed'), which is what it should do with a record that appeared that late; an
 // operator who has looked into it seals it with `carebase audit seal --include-late`.
+// The background loop's regular passes use a window of only recentMarginMs (records a few seconds
+// out of order) and sweep the whole margin every lateSweepMs, so a pass does not re-read minutes
+// of sealed records each time.
 // Records whose HMAC does not verify are never sealed (verify reports them as inserted).
 //
 // Who: every API instance runs the sealer for every tenant. A transaction-scoped advisory lock per
@@ -196,6 +199,7 @@ export function startAuditSealer(deps: AuditSealerDeps, log: Logger, intervalMs 
   let warnedIncomplete = false;
   const reported = new Set<string>();
   let stopped = false;
+  let lastSweep = -Infinity; // the first pass sweeps the whole margin (late records of a previous run)
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
 
@@ -217,10 +221,13 @@ export function startAuditSealer(deps: AuditSealerDeps, log: Logger, intervalMs 
       log.warn({ err }, 'audit sealer: listing tenants failed; retrying next pass');
       return;
     }
+    const sweep = Date.now() - lastSweep >= SEAL_DEFAULTS.lateSweepMs;
+    if (sweep) lastSweep = Date.now();
+    const marginMs = sweep ? (o.marginMs ?? SEAL_DEFAULTS.marginMs) : Math.min(o.marginMs ?? Infinity, SEAL_DEFAULTS.recentMarginMs);
     for (const tenant of tenants) {
       for (let i = 0; i < maxBatches && !stopped; i++) {
         try {
-          const r = await sealTenant(deps.db, deps.key, tenant, now(), { ...o, skipIfBusy: true });
+          const r = await sealTenant(deps.db, deps.key, tenant, now(), { ...o, marginMs, skipIfBusy: true });
           const fresh = r.rejected.filter((id) => !reported.has(id));
           if (fresh.length > 0) {
             // Once per record and process: such a record is met again on every pass in its window.
