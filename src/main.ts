@@ -121,20 +121,39 @@ async function tokenCommand(config: Config, args: string[]): Promise<number> {
   return 0;
 }
 
-async function auditCommand(config: Config, args: string[]): Promise<number> {
-  let parsed;
+/** parseArgs with positionals, its errors (unknown or malformed options) as usage errors (exit 2). */
+function parseCommandArgs<O extends NonNullable<Parameters<typeof parseArgs>[0]>['options']>(args: string[], options: O) {
   try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { tenant: { type: 'string' }, head: { type: 'string' }, 'include-late': { type: 'boolean' } } });
+    return parseArgs({ args, allowPositionals: true, options, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const { positionals, values } = parsed;
+}
+
+function checkTenantOption(tenant: string | undefined): void {
+  if (tenant !== undefined && !TENANT_ID_PATTERN.test(tenant)) throw new UsageError('--tenant must be a tenant id (lower-case letters, digits, dashes)');
+}
+
+/** The tenant named with --tenant (which must exist), or every tenant (which the role must be able to list). */
+async function tenantsFor(db: Db, tenant: string | undefined): Promise<string[]> {
+  const { listTenantIds, tenantExists } = await import('./features/audit/sealer.js');
+  if (tenant !== undefined) {
+    if (!(await tenantExists(db, tenant))) throw new UsageError(`no tenant "${tenant}"`);
+    return [tenant];
+  }
+  const list = await listTenantIds(db);
+  if (!list.complete) throw new OperatorError('the database role cannot list tenants (row-level security applies to it: not superuser, no BYPASSRLS); name one with --tenant');
+  return list.ids;
+}
+
+async function auditCommand(config: Config, args: string[]): Promise<number> {
+  const { positionals, values } = parseCommandArgs(args, { tenant: { type: 'string' }, head: { type: 'string' }, 'include-late': { type: 'boolean' } });
   const [sub, ...extra] = positionals;
   if ((sub !== 'verify' && sub !== 'seal') || extra.length > 0) throw new UsageError('usage: carebase audit verify [--tenant <id> [--head <position>:<hash>]] | carebase audit seal [--tenant <id>] [--include-late]');
   if (values['include-late'] && sub !== 'seal') throw new UsageError('--include-late goes with audit seal');
-  if (values.tenant !== undefined && !TENANT_ID_PATTERN.test(values.tenant)) throw new UsageError('--tenant must be a tenant id (lower-case letters, digits, dashes)');
+  checkTenantOption(values.tenant);
   if (values.head !== undefined && (sub !== 'verify' || values.tenant === undefined)) throw new UsageError('--head goes with audit verify --tenant <id>');
-  const [{ existsSync }, { join }, { loadAuditKey }, { listTenantIds, sealTenant, tenantExists }, { verifyTenant, describeResult, parseHead }] = await Promise.all([
+  const [{ existsSync }, { join }, { loadAuditKey }, { sealTenant }, { verifyTenant, describeResult, parseHead }] = await Promise.all([
     import('node:fs'),
     import('node:path'),
     import('./features/audit/audit-key.js'),
@@ -150,17 +169,7 @@ async function auditCommand(config: Config, args: string[]): Promise<number> {
   const key = loadAuditKey(config.audit);
   let code = 0;
   await withDb(config, async (db) => {
-    let tenants: string[];
-    if (values.tenant !== undefined) {
-      const id = values.tenant;
-      if (!(await tenantExists(db, id))) throw new UsageError(`no tenant "${id}"`);
-      tenants = [id];
-    } else {
-      const list = await listTenantIds(db);
-      if (!list.complete) throw new OperatorError('the database role cannot list tenants (row-level security applies to it: not superuser, no BYPASSRLS); name one with --tenant');
-      tenants = list.ids;
-    }
-    for (const tenant of tenants) {
+    for (const tenant of await tenantsFor(db, values.tenant)) {
       if (sub === 'seal') {
         let sealed = 0;
         const rejected = new Set<string>();
@@ -183,35 +192,20 @@ async function auditCommand(config: Config, args: string[]): Promise<number> {
 }
 
 async function keysCommand(config: Config, args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { 'batch-size': { type: 'string' }, tenant: { type: 'string' } } });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { positionals, values } = parsed;
+  const { positionals, values } = parseCommandArgs(args, { 'batch-size': { type: 'string' }, tenant: { type: 'string' } });
   if (positionals.length !== 1 || positionals[0] !== 'rotate') throw new UsageError('usage: carebase keys rotate [--batch-size <n>] [--tenant <id>]');
   const batchSize = values['batch-size'] === undefined ? 500 : Number(values['batch-size']);
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new UsageError('--batch-size must be a whole number from 1 to 10000');
-  if (values.tenant !== undefined && !TENANT_ID_PATTERN.test(values.tenant)) throw new UsageError('--tenant must be a tenant id (lower-case letters, digits, dashes)');
-  const [{ loadFieldKeys }, { rotateKeys }, { listTenantIds, tenantExists }, { createCache }] = await Promise.all([
+  checkTenantOption(values.tenant);
+  const [{ loadFieldKeys }, { rotateKeys }, { createCache }] = await Promise.all([
     import('./container.js'),
     import('./features/keys/keys.rotate.js'),
-    import('./features/audit/sealer.js'),
     import('./platform/cache/index.js'),
   ]);
   const keys = loadFieldKeys(config.encryption);
   let ok = false;
   await withDb(config, async (db, log) => {
-    let tenants: string[];
-    if (values.tenant !== undefined) {
-      if (!(await tenantExists(db, values.tenant))) throw new UsageError(`no tenant "${values.tenant}"`);
-      tenants = [values.tenant];
-    } else {
-      const list = await listTenantIds(db);
-      if (!list.complete) throw new OperatorError('the database role cannot list tenants (row-level security applies to it: not superuser, no BYPASSRLS); name one with --tenant');
-      tenants = list.ids;
-    }
+    const tenants = await tenantsFor(db, values.tenant);
     // With Redis, the entries of rewritten patients are dropped (the in-process cache dies with its server).
     const cache = config.redisUrl ? createCache({ redisUrl: config.redisUrl, log, maxEntries: config.cache.maxEntries }) : undefined;
     await cache?.ping(2000).catch((err: unknown) => log.warn({ err }, 'cache not reachable: cached entries of rewritten patients expire after CACHE_TTL_SECONDS'));

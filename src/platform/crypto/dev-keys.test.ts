@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../config.js';
 import { DEV_KEY_FILE, loadDevKeyMaterial } from './dev-keys.js';
 import { loadKeyRing } from './index.js';
+import { cliEnv } from '../../../test/helpers/process.js';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -68,7 +69,7 @@ describe('development key ring', () => {
       process.stdout.write(JSON.stringify({ ct: ring.encrypt('probe', ['p']), bi: ring.blindIndex('t', 's', 'v') }));
     `;
     const outputs = await Promise.all(
-      Array.from({ length: 6 }, () => run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, NODE_ENV: 'test' } })),
+      Array.from({ length: 6 }, () => run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: cliEnv({ NODE_ENV: 'test' }) })),
     );
     const results = outputs.map((o) => JSON.parse(o.stdout) as { ct: string; bi: string });
     const ring = ringOf(dataDir);
