@@ -4,7 +4,7 @@
 // database), POST /v1/patients and PATCH /v1/patients/{id}. Bounded: N seconds per scenario
 // (default 10). Usage: npm run bench [-- embedded|server] [N]; results are appended to RESULTS.md.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
@@ -35,6 +35,9 @@ interface Row {
   p99: number;
   non2xx: number;
   errors: number;
+  /** CPU time per request (µs) of the API process, and of everything else but the load generator. */
+  apiUs: number;
+  restUs: number;
 }
 
 const freePort = () =>
@@ -65,9 +68,39 @@ const patient = (i: number) => ({
   email: `bench${i}@example.org`,
 });
 
-function run(opts: autocannon.Options): Promise<autocannon.Result> {
+// Throughput on two shared cores swings ±25 % between runs; CPU time per request moves far less,
+// so each scenario also reports it: the API process's (from /proc/<pid>/stat) and the rest of the
+// machine's busy time (/proc/stat: PostgreSQL, Redis, the kernel) minus the load generator's own.
+const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+const procTicks = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(f[11]) + Number(f[12]); // utime + stime
+};
+const busyTicks = () => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return f[0]! + f[1]! + f[2]! + f[5]! + f[6]!; // user, nice, system, irq, softirq (not idle, iowait, steal)
+};
+let serverPid = 0;
+
+interface Measured {
+  result: autocannon.Result;
+  apiUs: number;
+  restUs: number;
+}
+
+function run(opts: autocannon.Options): Promise<Measured> {
+  const api0 = procTicks(serverPid);
+  const busy0 = busyTicks();
+  const own0 = process.cpuUsage();
   return new Promise((resolve, reject) => {
-    autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts }, (err, res) => (err ? reject(err) : resolve(res)));
+    autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts }, (err, result) => {
+      if (err) return reject(err);
+      const own = process.cpuUsage(own0);
+      const api = (procTicks(serverPid) - api0) * TICK_US;
+      const rest = (busyTicks() - busy0) * TICK_US - api - (own.user + own.system);
+      const n = Math.max(1, result.requests.total);
+      resolve({ result, apiUs: Math.round(api / n), restUs: Math.round(Math.max(0, rest) / n) });
+    });
   });
 }
 
@@ -104,7 +137,7 @@ function roundRobin(base: string, headers: Record<string, string>, method: 'PATC
   };
 }
 
-const row = (mode: string, scenario: string, r: autocannon.Result): Row => ({
+const row = (mode: string, scenario: string, { result: r, apiUs, restUs }: Measured): Row => ({
   mode,
   scenario,
   rps: Math.round(r.requests.average),
@@ -112,6 +145,8 @@ const row = (mode: string, scenario: string, r: autocannon.Result): Row => ({
   p99: r.latency.p99,
   non2xx: r.non2xx,
   errors: r.errors + r.timeouts,
+  apiUs,
+  restUs,
 });
 
 async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
@@ -137,6 +172,7 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
   const adminToken = cli('token', '--tenant', 'bench', '--role', 'admin', '--sub', 'bench-admin', '--ttl', '7200');
   // Request logs stay on (written to /dev/null): their cost is part of what is measured.
   const server: ChildProcess = spawn(process.execPath, [...serverNodeArgs, CLI, 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  serverPid = server.pid!;
   const rows: Row[] = [];
   try {
     await waitReady(base);
@@ -204,7 +240,7 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
 const results: Row[] = [];
 for (const mode of modes.length ? modes : ['server', 'embedded']) results.push(...(await benchMode(mode as 'embedded' | 'server')));
 
-const header = `\n## ${new Date().toISOString()} — ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), Node ${process.version}, ${CONNECTIONS} connections, ${SECONDS} s per scenario\n\n| mode | scenario | req/s | p50 ms | p99 ms | non-2xx | errors |\n|---|---|---|---|---|---|---|\n`;
-const table = results.map((r) => `| ${r.mode} | ${r.scenario} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} |`).join('\n');
+const header = `\n## ${new Date().toISOString()} — ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), Node ${process.version}, ${CONNECTIONS} connections, ${SECONDS} s per scenario\n\n| mode | scenario | req/s | p50 ms | p99 ms | non-2xx | errors | API CPU µs/req | other CPU µs/req |\n|---|---|---|---|---|---|---|---|---|\n`;
+const table = results.map((r) => `| ${r.mode} | ${r.scenario} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} | ${r.apiUs} | ${r.restUs} |`).join('\n');
 process.stdout.write(header + table + '\n');
 appendFileSync(join(ROOT, 'bench/RESULTS.md'), header + table + '\n');

@@ -93,6 +93,15 @@ const schema = z
     ENCRYPTION_KEYS: encryptionKeys.optional(),
     BLIND_INDEX_KEY: blindIndexKey.optional(),
     ENCRYPTED_IDENTIFIER_SYSTEMS: identifierSystems.optional(),
+    EVENTS_RETENTION_HOURS: int(24, 1, 24 * 90),
+    EVENTS_DISPATCH_INTERVAL_MS: int(100, 10, 10_000),
+    // Real time (src/http/realtime): SSE and WebSocket delivery, tickets, rooms.
+    ROOM_MAX_MEMBERS: int(50, 1, 1000),
+    REALTIME_HEARTBEAT_MS: int(15_000, 50, 300_000),
+    REALTIME_RECONNECT_MS: int(2000, 10, 60_000),
+    REALTIME_MAX_BUFFER_BYTES: int(1024 * 1024, 1024, 256 * 1024 * 1024),
+    REALTIME_TICKET_TTL_SECONDS: int(30, 1, 300),
+    REALTIME_REPLAY_PAGE_SIZE: int(500, 10, 10_000),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.AUDIT_HMAC_KEY) {
@@ -149,6 +158,7 @@ export interface Config {
     | { readonly kind: 'jwks'; readonly jwksUrl: string; readonly issuer: string; readonly audience: string; readonly algorithms: readonly Algorithm[] }
     | { readonly kind: 'dev'; readonly keyDir: string; readonly issuer: string; readonly audience: string; readonly algorithms: readonly Algorithm[] };
   readonly bodyLimitBytes: number;
+  readonly realtime: RealtimeConfig;
   readonly shutdownTimeoutMs: number;
   readonly audit: {
     /** HMAC key of audit records; unset outside production: a key generated in DATA_DIR/audit. */
@@ -167,6 +177,27 @@ export interface Config {
     /** Patient identifier systems whose values are encrypted (exact URIs). */
     readonly identifierSystems: readonly string[];
   };
+  readonly events: {
+    /** How long dispatched events stay replayable (a resume from before that: resync-required). */
+    readonly retentionMs: number;
+    /** Pause between dispatcher passes when the outbox was empty (the lag of an event at rest). */
+    readonly dispatchIntervalMs: number;
+  };
+}
+
+export interface RealtimeConfig {
+  /** Members a room holds at most (a join beyond is refused with 409 CONFLICT). */
+  readonly roomMaxMembers: number;
+  /** SSE comment lines and WebSocket pings; presence entries expire after three missed beats. */
+  readonly heartbeatMs: number;
+  /** Base reconnect delay clients are told (SSE `retry:`, shutdown close reasons); jittered up to twice that. */
+  readonly reconnectMs: number;
+  /** Bytes a connection may have queued and unsent before it is closed as a slow consumer. */
+  readonly maxBufferBytes: number;
+  /** Lifetime of a single-use connection ticket (POST /v1/realtime/tickets). */
+  readonly ticketTtlSeconds: number;
+  /** Events read per query when replaying after a reconnect (bounds each query's cost). */
+  readonly replayPageSize: number;
 }
 
 /** Thrown with one line per problem, each naming the variable. main.ts prints them and exits 2. */
@@ -213,6 +244,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     seedDemo: c.SEED_DEMO ?? database.kind === 'pglite',
     auth,
     bodyLimitBytes: c.BODY_LIMIT_BYTES,
+    realtime: {
+      roomMaxMembers: c.ROOM_MAX_MEMBERS,
+      heartbeatMs: c.REALTIME_HEARTBEAT_MS,
+      reconnectMs: c.REALTIME_RECONNECT_MS,
+      maxBufferBytes: c.REALTIME_MAX_BUFFER_BYTES,
+      ticketTtlSeconds: c.REALTIME_TICKET_TTL_SECONDS,
+      replayPageSize: c.REALTIME_REPLAY_PAGE_SIZE,
+    },
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,
     audit: { ...(c.AUDIT_HMAC_KEY ? { hmacKey: c.AUDIT_HMAC_KEY } : {}), keyDir: `${dataDir}/audit`, reads: c.AUDIT_READS, flushMs: c.AUDIT_FLUSH_MS },
     encryption: {
@@ -220,5 +259,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       keyDir: `${dataDir}/keys`,
       identifierSystems: c.ENCRYPTED_IDENTIFIER_SYSTEMS ?? DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS,
     },
+    events: { retentionMs: c.EVENTS_RETENTION_HOURS * 3_600_000, dispatchIntervalMs: c.EVENTS_DISPATCH_INTERVAL_MS },
   });
 }

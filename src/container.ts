@@ -8,6 +8,10 @@ import { createTenantDirectory, type TenantDirectory } from './features/tenants/
 import { createResourceCache, type ResourceCache } from './features/shared/resource-cache.js';
 import { loadAuditKey } from './features/audit/audit-key.js';
 import { createAuditor, type Auditor } from './features/audit/auditor.js';
+import { startDispatcher } from './features/events/dispatcher.js';
+import { createMemoryEventBus, createRedisEventBus } from './features/events/event-bus.js';
+import { createEventLog } from './features/events/event-log.js';
+import type { EventBus, EventLog } from './features/events/events.js';
 import { createCache, type Cache } from './platform/cache/index.js';
 import { loadKeyRing } from './platform/crypto/index.js';
 import { createDb } from './platform/db/index.js';
@@ -24,6 +28,8 @@ export interface Deps {
   readonly resources: ResourceCache;
   readonly verify: Verifier;
   readonly audit: Auditor;
+  /** Dispatched events: live (bus, every instance) and retained (log, for resuming clients). */
+  readonly events: { readonly bus: EventBus; readonly log: EventLog };
   /** Field encryption (patients' sensitive identifiers, idempotency records). */
   readonly keys: FieldKeys;
   /** Present when tokens come from the built-in development issuer. */
@@ -52,11 +58,16 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     // fatal (reads go to PostgreSQL), so this only logs.
     await cache.ping(2000).catch((err: unknown) => log.warn({ err }, 'cache not reachable at start; serving from the database until it is'));
     const audit = createAuditor({ db, key: loadAuditKey(config.audit), log, mode: config.audit.reads, flushMs: config.audit.flushMs });
+    const d = config.database;
+    // Instances of one deployment share the events channel: the database they write to names it.
+    const bus = config.redisUrl ? createRedisEventBus({ url: config.redisUrl, log, scope: d.kind === 'postgres' ? withoutPassword(d.url) : d.dataDir }) : createMemoryEventBus(log);
+    const stopDispatcher = startDispatcher(db, bus, log, { intervalMs: config.events.dispatchIntervalMs, retentionMs: config.events.retentionMs });
     return {
       config,
       log,
       db,
       audit,
+      events: { bus, log: createEventLog(db) },
       keys,
       tenants: createTenantDirectory(db),
       cache,
@@ -65,8 +76,10 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       ...(devIssuer ? { devIssuer } : {}),
       now: () => new Date(),
       async close() {
-        // Pending read audits are written before the database goes.
+        // Pending read audits and committed events are written and dispatched before the database goes.
+        await stopDispatcher();
         await audit.close();
+        await bus.close();
         await cache.close();
         await db.close();
       },
@@ -75,4 +88,11 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     await db.close();
     throw err;
   }
+}
+
+/** A connection string without its password: it names the database, and is hashed, never logged. */
+function withoutPassword(url: string): string {
+  const u = new URL(url);
+  u.password = '';
+  return u.toString();
 }

@@ -5,11 +5,11 @@
 // - auditedRead: records the read after it succeeded (one record per patient-data resource
 //   returned), or the failure.
 // - auditedWrite: records only failures; a successful write's record is part of the write's own
-//   statement (auditRecordOf, see migration 0005), so the change and its record commit together.
+//   statement (shared/write-meta.ts, migration 0008), so the change and its record commit together.
 import type { Ctx } from '../../context.js';
 import { AppError, OutOfScope } from '../../errors.js';
 import { IdempotentReplay } from '../idempotency/idempotency.js';
-import { asColumnsJson, type AuditEntry, type AuditOutcome } from './audit-record.js';
+import type { AuditEntry, AuditOutcome } from './audit-record.js';
 
 function failureOf(err: unknown): { outcome: AuditOutcome; detail: Record<string, unknown> } {
   if (err instanceof OutOfScope) return { outcome: 'denied', detail: { code: 'NOT_FOUND', reason: 'out of scope' } };
@@ -44,6 +44,3 @@ export async function auditedWrite<T>(ctx: Ctx, target: AuditEntry, fn: () => Pr
     throw err;
   }
 }
-
-/** The audit_record value a write statement carries (moved into audit_events by the trigger). */
-export const auditRecordOf = (ctx: Ctx, e: AuditEntry, at: Date) => asColumnsJson(ctx.audit.sign(ctx, e, at));

@@ -17,8 +17,8 @@ const COLUMNS = {
   createdAt: consents.createdAt,
 };
 
-export async function insertConsent(q: Querier, row: ConsentRow, auditRecord: Record<string, unknown>): Promise<void> {
-  await q.insert(consents).values({ ...row, auditRecord });
+export async function insertConsent(q: Querier, row: ConsentRow, writeMeta: Record<string, unknown>): Promise<void> {
+  await q.insert(consents).values({ ...row, writeMeta });
 }
 
 export async function findConsent(q: Querier, tenantId: string, patientId: string, id: string): Promise<ConsentRow | undefined> {

@@ -12,7 +12,8 @@ import { authorize, patientScope } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import { AppError, notFound, OutOfScope } from '../../errors.js';
 import type { Querier } from '../../platform/db/db.js';
-import { auditedRead, auditedWrite, auditRecordOf } from '../audit/audited.js';
+import { auditedRead, auditedWrite } from '../audit/audited.js';
+import { writeMeta } from '../shared/write-meta.js';
 import type { AuditAction, AuditEntry } from '../audit/audit-record.js';
 import { patients } from '../patients/patients.table.js';
 import { pageRequest, toPage } from '../shared/pagination.js';
@@ -68,7 +69,7 @@ export function recordConsent(ctx: Ctx, patientId: string, input: ConsentInput):
         tenantId: ctx.tenantId, id, patientId, purpose: input.purpose, decision: input.decision, recordedAt: now,
         actorSub: ctx.principal.sub, actorRoles: [...ctx.principal.roles].sort(), note: input.note ?? null, createdAt: now,
       };
-      await insertConsent(q, row, auditRecordOf(ctx, change, now));
+      await insertConsent(q, row, writeMeta(ctx, now, { type: 'consent.created', patientId }, change));
       return toConsent(row);
     });
   });

@@ -16,9 +16,9 @@ export const consents = pgTable(
     note: text('note'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
     /** Always NULL at rest: the change's audit record on its way to audit_events (migration 0005). */
-    auditRecord: jsonb('audit_record'),
+    writeMeta: jsonb('write_meta'),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
 );
 
-export type ConsentRow = Omit<typeof consents.$inferSelect, 'auditRecord'>;
+export type ConsentRow = Omit<typeof consents.$inferSelect, 'writeMeta'>;

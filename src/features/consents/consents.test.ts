@@ -219,7 +219,7 @@ describe.each(storageModes())('consents on %s', (mode) => {
     expect((await query<{ request_id: string }>(sql`select request_id from audit_events where resource_id = ${a.id}`))[0]!.request_id).toBe(headers['x-request-id']);
     // The note is never copied into the audit trail, and the carrier column is empty at rest.
     expect(await query(sql`select 1 from audit_events where detail::text like '%by phone%'`)).toEqual([]);
-    expect(await query(sql`select 1 from consents where audit_record is not null`)).toEqual([]);
+    expect(await query(sql`select 1 from consents where write_meta is not null`)).toEqual([]);
 
     // A failed change leaves an error record and no success record.
     const missing = randomUUID();

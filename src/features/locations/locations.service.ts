@@ -12,6 +12,7 @@ import { findLive, listLive, softDeleteLocked, updateLocked } from '../shared/ve
 import { countProvidersAt } from '../providers/providers.repo.js';
 import { LocationInput, type Location, type LocationListQuery } from './locations.schema.js';
 import { locations, type LocationRow } from './locations.table.js';
+import { writeMeta } from '../shared/write-meta.js';
 
 const toLocation = (r: LocationRow): Location => ({
   id: r.id,
@@ -30,7 +31,7 @@ export async function createLocation(ctx: Ctx, input: LocationInput): Promise<Lo
   const now = ctx.now();
   const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, name: input.name, address: input.address ?? null, timeZone: input.timeZone, createdAt: now, updatedAt: now };
   return cachePut(ctx, 'locations', await writeTx(ctx, async (q) => {
-    await q.insert(locations).values(row);
+    await q.insert(locations).values({ ...row, writeMeta: writeMeta(ctx, now, { type: 'location.created' }) });
     return toLocation({ ...row, deletedAt: null });
   }));
 }
@@ -59,7 +60,9 @@ export async function updateLocation(ctx: Ctx, id: string, expectedVersion: numb
     const current = toLocation(assertCurrent(await findLive<LocationRow>(q, locations, ctx.tenantId, id, true), expected, 'Location'));
     const next = mergePatch(inputOf(current), patch);
     assertValid<LocationInput>(LocationInput, next);
-    const row = await updateLocked<LocationRow>(q, locations, ctx.tenantId, id, { name: next.name, address: next.address ?? null, timeZone: next.timeZone }, ctx.now());
+    const now = ctx.now();
+    const values = { name: next.name, address: next.address ?? null, timeZone: next.timeZone, writeMeta: writeMeta(ctx, now, { type: 'location.updated' }) };
+    const row = await updateLocked<LocationRow>(q, locations, ctx.tenantId, id, values, now);
     return toLocation(row);
   }));
 }
@@ -71,7 +74,8 @@ export async function deleteLocation(ctx: Ctx, id: string, expectedVersion: numb
     assertCurrent(await findLive<LocationRow>(q, locations, ctx.tenantId, id, true), expected, 'Location');
     const inUse = await countProvidersAt(q, ctx.tenantId, id);
     if (inUse > 0) throw new AppError('CONFLICT', `Location is assigned to ${inUse} provider(s); remove it from them first`);
-    return softDeleteLocked(q, locations, ctx.tenantId, id, ctx.now());
+    const now = ctx.now();
+    return softDeleteLocked(q, locations, ctx.tenantId, id, now, { writeMeta: writeMeta(ctx, now, { type: 'location.deleted' }) });
   });
   await ctx.cache.tombstone(ctx.tenantId, 'locations', id, deletedVersion);
 }

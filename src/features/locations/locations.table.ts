@@ -7,6 +7,8 @@ export const locations = pgTable(
   'locations',
   {
     ...versionedColumns(),
+    // Always NULL at rest: the change's event on its way to the outbox (shared/write-meta.ts, migration 0008).
+    writeMeta: jsonb('write_meta'),
     name: text('name').notNull(),
     address: jsonb('address').$type<Static<typeof Address>>(),
     timeZone: text('time_zone').notNull(),
@@ -14,4 +16,4 @@ export const locations = pgTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
 );
 
-export type LocationRow = typeof locations.$inferSelect;
+export type LocationRow = Omit<typeof locations.$inferSelect, 'writeMeta'>;

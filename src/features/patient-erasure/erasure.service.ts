@@ -14,7 +14,9 @@ import { and, eq, sql } from 'drizzle-orm';
 import { authorize } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import type { Querier } from '../../platform/db/db.js';
-import { auditedWrite, auditRecordOf } from '../audit/audited.js';
+import { auditedWrite } from '../audit/audited.js';
+import { writeMeta } from '../shared/write-meta.js';
+import { changed } from '../patients/patients.service.js';
 import type { AuditEntry } from '../audit/audit-record.js';
 import { recordedBody } from '../idempotency/idempotency.js';
 import { idempotencyKeys } from '../idempotency/idempotency.table.js';
@@ -64,7 +66,7 @@ async function begin(ctx: Ctx, id: string, expected: number, reason: string): Pr
     await q.insert(patientErasures).values({ tenantId: ctx.tenantId, patientId: id, status: 'in-progress', reason, requestedBy: ctx.principal.sub, requestedAt: now });
     await q
       .update(patients)
-      .set({ deletedAt: row!.deletedAt ?? now, updatedAt: now, version: sql`${patients.version} + 1`, auditRecord: auditRecordOf(ctx, eraseEntry(id), now) })
+      .set({ deletedAt: row!.deletedAt ?? now, updatedAt: now, version: sql`${patients.version} + 1`, writeMeta: writeMeta(ctx, now, changed('deleted', id), eraseEntry(id)) })
       .where(byId);
   });
 }

@@ -2,7 +2,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { authorize, patientScope } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import { AppError, notFound, OutOfScope, validationFailed, type ErrorDetail } from '../../errors.js';
-import { auditedRead, auditedWrite, auditRecordOf } from '../audit/audited.js';
+import { auditedRead, auditedWrite } from '../audit/audited.js';
+import { writeMeta } from '../shared/write-meta.js';
 import type { AuditAction, AuditEntry } from '../audit/audit-record.js';
 import { assertValid } from '../../platform/validation.js';
 import { mergePatch } from '../shared/merge-patch.js';
@@ -90,6 +91,8 @@ function assertInScope(ctx: Ctx, id: string): void {
 
 /** The audit entry of an access to patient `id`. */
 const access = (action: AuditAction, id: string): AuditEntry => ({ action, resourceType: 'Patient', resourceId: id, patientId: id });
+/** The event of a change of patient `id`. */
+export const changed = (kind: 'created' | 'updated' | 'deleted', id: string) => ({ type: `patient.${kind}`, patientId: id });
 
 export function createPatient(ctx: Ctx, input: PatientInput): Promise<Patient> {
   const id = uuidv7();
@@ -101,7 +104,7 @@ export function createPatient(ctx: Ctx, input: PatientInput): Promise<Patient> {
     const stored = toStored({ ...row, deletedAt: null });
     // The answer (and what an Idempotency-Key records) has the identifiers as given.
     const created = await writeOne(ctx, async (q) => {
-      await insertRow(q, patients, { ...row, auditRecord: auditRecordOf(ctx, access('create', id), now) });
+      await insertRow(q, patients, { ...row, writeMeta: writeMeta(ctx, now, changed('created', id), access('create', id)) });
       return { ...stored, identifiers: input.identifiers ?? [] };
     });
     await cachePut(ctx, 'patients', stored);
@@ -175,6 +178,7 @@ function changePatient(ctx: Ctx, id: string, expectedVersion: number | undefined
     toResource: toStored,
     present: (stored) => reveal(ctx, stored),
     audit: () => access('update', id),
+    event: () => changed('updated', id),
   });
 }
 
@@ -186,7 +190,7 @@ export function deletePatient(ctx: Ctx, id: string, expectedVersion: number | un
     const deletedVersion = await writeTx(ctx, async (q) => {
       assertCurrent(await findLive<PatientRow>(q, patients, ctx.tenantId, id, true), expected, 'Patient');
       const now = ctx.now();
-      return softDeleteLocked(q, patients, ctx.tenantId, id, now, { auditRecord: auditRecordOf(ctx, access('delete', id), now) });
+      return softDeleteLocked(q, patients, ctx.tenantId, id, now, { writeMeta: writeMeta(ctx, now, changed('deleted', id), access('delete', id)) });
     });
     await ctx.cache.tombstone(ctx.tenantId, 'patients', id, deletedVersion);
   });

@@ -19,9 +19,9 @@ export const patients = pgTable(
     address: jsonb('address').$type<Static<typeof Address>>(),
     active: boolean('active').notNull(),
     /** Always NULL at rest: a write's audit record on its way to audit_events (migration 0005). */
-    auditRecord: jsonb('audit_record'),
+    writeMeta: jsonb('write_meta'),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
 );
 
-export type PatientRow = Omit<typeof patients.$inferSelect, 'auditRecord'>;
+export type PatientRow = Omit<typeof patients.$inferSelect, 'writeMeta'>;

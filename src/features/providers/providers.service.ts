@@ -16,6 +16,7 @@ import { isValidNpi } from './npi.js';
 import { listProviders as listRows } from './providers.repo.js';
 import { ProviderInput, type Provider, type ProviderListQuery } from './providers.schema.js';
 import { providers, type ProviderRow } from './providers.table.js';
+import { writeMeta } from '../shared/write-meta.js';
 
 const toProvider = (r: ProviderRow): Provider => ({
   id: r.id,
@@ -69,7 +70,7 @@ export async function createProvider(ctx: Ctx, input: ProviderInput): Promise<Pr
   return cachePut(ctx, 'providers', await uniqueNpi(
     writeTx(ctx, async (q) => {
       await checkRules(q, ctx.tenantId, input);
-      await q.insert(providers).values(row);
+      await q.insert(providers).values({ ...row, writeMeta: writeMeta(ctx, now, { type: 'provider.created' }) });
       return toProvider({ ...row, deletedAt: null });
     }),
   ));
@@ -101,7 +102,8 @@ export async function updateProvider(ctx: Ctx, id: string, expectedVersion: numb
       const next = mergePatch(inputOf(current), patch);
       assertValid<ProviderInput>(ProviderInput, next);
       await checkRules(q, ctx.tenantId, next);
-      return toProvider(await updateLocked<ProviderRow>(q, providers, ctx.tenantId, id, columnsOf(next), ctx.now()));
+      const now = ctx.now();
+      return toProvider(await updateLocked<ProviderRow>(q, providers, ctx.tenantId, id, { ...columnsOf(next), writeMeta: writeMeta(ctx, now, { type: 'provider.updated' }) }, now));
     }),
   ));
 }
@@ -111,7 +113,8 @@ export async function deleteProvider(ctx: Ctx, id: string, expectedVersion: numb
   const expected = requireVersion(expectedVersion);
   const deletedVersion = await writeTx(ctx, async (q) => {
     assertCurrent(await findLive<ProviderRow>(q, providers, ctx.tenantId, id, true), expected, 'Provider');
-    return softDeleteLocked(q, providers, ctx.tenantId, id, ctx.now());
+    const now = ctx.now();
+    return softDeleteLocked(q, providers, ctx.tenantId, id, now, { writeMeta: writeMeta(ctx, now, { type: 'provider.deleted' }) });
   });
   await ctx.cache.tombstone(ctx.tenantId, 'providers', id, deletedVersion);
 }

@@ -7,6 +7,8 @@ export const providers = pgTable(
   'providers',
   {
     ...versionedColumns(),
+    // Always NULL at rest: the change's event on its way to the outbox (shared/write-meta.ts, migration 0008).
+    writeMeta: jsonb('write_meta'),
     name: jsonb('name').$type<Static<typeof HumanName>>().notNull(),
     npi: text('npi').notNull(),
     specialty: text('specialty'),
@@ -15,4 +17,4 @@ export const providers = pgTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
 );
 
-export type ProviderRow = typeof providers.$inferSelect;
+export type ProviderRow = Omit<typeof providers.$inferSelect, 'writeMeta'>;

@@ -7,7 +7,8 @@ import { authorize } from '../../auth/permissions.js';
 import type { Principal } from '../../auth/principal.js';
 import type { Ctx } from '../../context.js';
 import { AppError, notFound, OutOfScope, validationFailed } from '../../errors.js';
-import { auditedRead, auditedWrite, auditRecordOf } from '../audit/audited.js';
+import { auditedRead, auditedWrite } from '../audit/audited.js';
+import { writeMeta } from '../shared/write-meta.js';
 import type { AuditAction, AuditEntry } from '../audit/audit-record.js';
 import type { Querier } from '../../platform/db/db.js';
 import { patients } from '../patients/patients.table.js';
@@ -97,6 +98,9 @@ function ownOrNotFound<T extends { patientId: string }>(ctx: Ctx, r: T | undefin
   return r;
 }
 
+/** The event of a change of a response. */
+const changed = (kind: 'created' | 'updated' | 'deleted', r: { patientId: string; questionnaireId: string }) => ({ type: `questionnaire-response.${kind}`, patientId: r.patientId, questionnaireId: r.questionnaireId });
+
 /** The audit entry of an access to response `id` (of patient `patientId`, when known). */
 const access = (action: AuditAction, id: string | null, patientId?: string, detail?: Record<string, unknown>): AuditEntry => ({
   action, resourceType: 'QuestionnaireResponse', resourceId: id, patientId: patientId ?? null, ...(detail ? { detail } : {}),
@@ -130,7 +134,7 @@ async function startResponse(ctx: Ctx, id: string, input: ResponseCreate): Promi
       tenantId: ctx.tenantId, id, version: 1, questionnaireId: view.id, questionnaireVersion: view.version, patientId: input.patientId,
       status: 'in-progress', items, score: null, amends: null, amendReason: null, submittedAt: null, createdAt: now, updatedAt: now, deletedAt: null,
     });
-    await q.insert(responses).values({ ...row, auditRecord: auditRecordOf(ctx, access('create', id, row.patientId), now) });
+    await q.insert(responses).values({ ...row, writeMeta: writeMeta(ctx, now, changed('created', row), access('create', id, row.patientId)) });
     return toResponse(row);
   }));
 }
@@ -221,6 +225,7 @@ function changeIfInProgress(ctx: Ctx, id: string, expectedVersion: number | unde
     },
     toResource: toResponse,
     audit: (r) => access('update', id, r.patientId),
+    event: (r) => changed('updated', r),
   });
 }
 
@@ -256,7 +261,7 @@ async function amend(ctx: Ctx, id: string, newId: string, input: ResponseAmend):
       patientId: original.patientId, status: 'amended', items, score, amends: original.id, amendReason: input.reason, submittedAt: now,
       createdAt: now, updatedAt: now, deletedAt: null,
     });
-    await q.insert(responses).values({ ...row, auditRecord: auditRecordOf(ctx, access('create', newId, row.patientId, { amends: id }), now) });
+    await q.insert(responses).values({ ...row, writeMeta: writeMeta(ctx, now, changed('created', row), access('create', newId, row.patientId, { amends: id })) });
     return toResponse(row);
   }));
 }
@@ -271,7 +276,7 @@ export function deleteResponse(ctx: Ctx, id: string, expectedVersion: number | u
       assertInProgress(row);
       assertCurrent(row, expected, 'Questionnaire response');
       const now = ctx.now();
-      return softDeleteLocked(q, responses, ctx.tenantId, id, now, { auditRecord: auditRecordOf(ctx, access('delete', id, row.patientId), now) });
+      return softDeleteLocked(q, responses, ctx.tenantId, id, now, { writeMeta: writeMeta(ctx, now, changed('deleted', row), access('delete', id, row.patientId)) });
     });
     await ctx.cache.tombstone(ctx.tenantId, TYPE, id, deletedVersion);
   });

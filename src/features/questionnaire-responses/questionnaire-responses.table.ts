@@ -18,9 +18,9 @@ export const questionnaireResponses = pgTable(
     amendReason: text('amend_reason'),
     submittedAt: timestamp('submitted_at', { withTimezone: true }),
     /** Always NULL at rest: a write's audit record on its way to audit_events (migration 0005). */
-    auditRecord: jsonb('audit_record'),
+    writeMeta: jsonb('write_meta'),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
 );
 
-export type ResponseRow = Omit<typeof questionnaireResponses.$inferSelect, 'auditRecord'>;
+export type ResponseRow = Omit<typeof questionnaireResponses.$inferSelect, 'writeMeta'>;

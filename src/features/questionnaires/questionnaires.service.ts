@@ -24,6 +24,7 @@ import {
   type StoredQuestionnaire,
 } from './questionnaires.schema.js';
 import { questionnaires, type QuestionnaireRow } from './questionnaires.table.js';
+import { writeMeta } from '../shared/write-meta.js';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -103,7 +104,7 @@ export async function createQuestionnaire(ctx: Ctx, body: unknown, query: Questi
   const now = ctx.now();
   const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, ...columnsOf(resource), createdAt: now, updatedAt: now };
   return cachePut(ctx, 'questionnaires', await writeTx(ctx, async (q) => {
-    await q.insert(questionnaires).values(row);
+    await q.insert(questionnaires).values({ ...row, writeMeta: writeMeta(ctx, now, { type: 'questionnaire.created' }) });
     return toView({ ...row, deletedAt: null });
   }));
 }
@@ -167,7 +168,8 @@ export async function updateQuestionnaire(ctx: Ctx, id: string, expectedVersion:
       assertDefinition(merged, { externalValueSets: externalValueSets(row.resource.item) }, toOurs);
       next = merged;
     }
-    return toView(await updateLocked<QuestionnaireRow>(q, questionnaires, ctx.tenantId, id, columnsOf(next), ctx.now()));
+    const now = ctx.now();
+    return toView(await updateLocked<QuestionnaireRow>(q, questionnaires, ctx.tenantId, id, { ...columnsOf(next), writeMeta: writeMeta(ctx, now, { type: 'questionnaire.updated' }) }, now));
   }));
 }
 
@@ -181,7 +183,8 @@ export async function deleteQuestionnaire(ctx: Ctx, id: string, expectedVersion:
       const hint = row.status === 'active' ? 'retire it instead (PATCH {"status": "retired"})' : 'it stays for the responses that refer to it';
       throw new AppError('CONFLICT', `Only draft questionnaires can be deleted; this one is ${row.status}: ${hint}`);
     }
-    return softDeleteLocked(q, questionnaires, ctx.tenantId, id, ctx.now());
+    const now = ctx.now();
+    return softDeleteLocked(q, questionnaires, ctx.tenantId, id, now, { writeMeta: writeMeta(ctx, now, { type: 'questionnaire.deleted' }) });
   });
   await ctx.cache.tombstone(ctx.tenantId, 'questionnaires', id, deletedVersion);
 }

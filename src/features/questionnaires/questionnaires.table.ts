@@ -6,6 +6,8 @@ export const questionnaires = pgTable(
   'questionnaires',
   {
     ...versionedColumns(),
+    // Always NULL at rest: the change's event on its way to the outbox (shared/write-meta.ts, migration 0008).
+    writeMeta: jsonb('write_meta'),
     // Copies of the resource's status, title and url, kept in step by the service, for filters.
     status: text('status').$type<QuestionnaireStatus>().notNull(),
     title: text('title'),
@@ -15,4 +17,4 @@ export const questionnaires = pgTable(
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
 );
 
-export type QuestionnaireRow = typeof questionnaires.$inferSelect;
+export type QuestionnaireRow = Omit<typeof questionnaires.$inferSelect, 'writeMeta'>;

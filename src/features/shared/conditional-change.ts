@@ -12,12 +12,12 @@ import type { PgTable } from 'drizzle-orm/pg-core';
 import type { Ctx } from '../../context.js';
 import { AppError } from '../../errors.js';
 import type { Querier } from '../../platform/db/db.js';
-import { auditRecordOf } from '../audit/audited.js';
 import type { AuditEntry } from '../audit/audit-record.js';
 import { recentAt } from './recent-versions.js';
 import { cachePut } from './resource-cache.js';
 import { updateIfVersion, type VersionedTable } from './versioned-repo.js';
 import { writeTx } from './write-tx.js';
+import { writeMeta, type ChangeEvent } from './write-meta.js';
 
 export interface ConditionalChange<T extends { id: string; version: number }, R, O = T> {
   table: PgTable & VersionedTable;
@@ -39,8 +39,9 @@ export interface ConditionalChange<T extends { id: string; version: number }, R,
    * patients are cached with their sensitive identifiers encrypted and answered with them decrypted.
    */
   present?(resource: T): O;
-  /** The audit entry of the change (its record is written by the same statement). */
+  /** The audit entry and the event of the change (both written by the same statement). */
   audit(current: T): AuditEntry;
+  event(current: T): ChangeEvent;
 }
 
 export interface ChangeEnv {
@@ -56,7 +57,7 @@ export async function changeIfCurrent<T extends { id: string; version: number },
   const outside: ChangeEnv = { now, read: (fn) => ctx.db.read(ctx.tenantId, fn) };
   const inside = (q: Querier): ChangeEnv => ({ now, read: (fn) => fn(q) });
   const write = async (q: Querier, current: T | undefined, changes: Record<string, unknown>): Promise<T> => {
-    const values = { ...changes, auditRecord: auditRecordOf(ctx, c.audit(current!), now) };
+    const values = { ...changes, writeMeta: writeMeta(ctx, now, c.event(current!), c.audit(current!)) };
     const row = await updateIfVersion<R>(q, c.table, ctx.tenantId, c.id, c.expected, values, now);
     if (row) return c.toResource(row);
     // Another change or a delete committed after the read: answer as the new state warrants.

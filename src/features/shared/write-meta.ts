@@ -1,0 +1,22 @@
+// What a write statement carries in its row's `write_meta` column (migration 0008): the change's
+// event and, for patient data, its audit record. The row's trigger moves both into outbox and
+// audit_events and clears the column, so the change, its audit record and its event commit
+// together — one statement, whichever transport or job made the change.
+import type { Ctx } from '../../context.js';
+import { asColumnsJson, type AuditEntry } from '../audit/audit-record.js';
+
+export interface ChangeEvent {
+  /** `<singular resource>.<created|updated|deleted>` (see features/events/events.ts). */
+  type: string;
+  /** The patient whose data changed (the patient itself for patients); the transports filter on it. */
+  patientId?: string | null;
+  /** For questionnaire responses: their questionnaire (topic questionnaires/{id}/responses). */
+  questionnaireId?: string | null;
+}
+
+export function writeMeta(ctx: Ctx, at: Date, event: ChangeEvent, audit?: AuditEntry): Record<string, unknown> {
+  return {
+    ...(audit ? { audit: asColumnsJson(ctx.audit.sign(ctx, audit, at)) } : {}),
+    event: { type: event.type, patientId: event.patientId ?? null, questionnaireId: event.questionnaireId ?? null, requestId: ctx.requestId, at: at.toISOString() },
+  };
+}
