@@ -26,9 +26,8 @@ Commands:
   audit verify [--tenant <t> [--head <position>:<hash>]]
                              Check the audit trail of one tenant or all: exit 0 when intact, 1 naming the first
                              record altered, removed, inserted or reordered. --head: a head printed earlier.
-  audit seal [--tenant <t>] [--include-late]
-                             Seal pending audit records now (the server also does, every few seconds);
-                             --include-late: also those that landed too late for the server's sealer.
+  audit seal [--tenant <t>]
+                             Seal pending audit records now (the server also does, every few seconds).
   keys rotate [--batch-size <n>] [--tenant <t>]
                              Re-encrypt stored values under the first (primary) key of ENCRYPTION_KEYS, online;
                              prints a JSON summary; exit 0 when every value is under it. See README.md.
@@ -147,10 +146,9 @@ async function tenantsFor(db: Db, tenant: string | undefined): Promise<string[]>
 }
 
 async function auditCommand(config: Config, args: string[]): Promise<number> {
-  const { positionals, values } = parseCommandArgs(args, { tenant: { type: 'string' }, head: { type: 'string' }, 'include-late': { type: 'boolean' } });
+  const { positionals, values } = parseCommandArgs(args, { tenant: { type: 'string' }, head: { type: 'string' } });
   const [sub, ...extra] = positionals;
-  if ((sub !== 'verify' && sub !== 'seal') || extra.length > 0) throw new UsageError('usage: carebase audit verify [--tenant <id> [--head <position>:<hash>]] | carebase audit seal [--tenant <id>] [--include-late]');
-  if (values['include-late'] && sub !== 'seal') throw new UsageError('--include-late goes with audit seal');
+  if ((sub !== 'verify' && sub !== 'seal') || extra.length > 0) throw new UsageError('usage: carebase audit verify [--tenant <id> [--head <position>:<hash>]] | carebase audit seal [--tenant <id>]');
   checkTenantOption(values.tenant);
   if (values.head !== undefined && (sub !== 'verify' || values.tenant === undefined)) throw new UsageError('--head goes with audit verify --tenant <id>');
   const [{ existsSync }, { join }, { loadAuditKey }, { sealTenant }, { verifyTenant, describeResult, parseHead }] = await Promise.all([
@@ -172,15 +170,12 @@ async function auditCommand(config: Config, args: string[]): Promise<number> {
     for (const tenant of await tenantsFor(db, values.tenant)) {
       if (sub === 'seal') {
         let sealed = 0;
-        const rejected = new Set<string>();
         let r;
         do {
-          r = await sealTenant(db, key, tenant, new Date(), values['include-late'] ? { marginMs: Infinity } : {});
+          r = await sealTenant(db, key, tenant, new Date());
           sealed += r.sealed;
-          for (const id of r.rejected) rejected.add(id);
-        } while (r.more && r.sealed > 0); // a full batch of rejected records only would come back every time
-        process.stdout.write(`sealed ${tenant}: ${sealed} records; chain at position ${r.head}${rejected.size ? `; ${rejected.size} records whose HMAC does not verify left unsealed` : ''}\n`);
-        if (rejected.size) code = 1;
+        } while (r.more);
+        process.stdout.write(`sealed ${tenant}: ${sealed} records; chain at seal ${r.head}\n`);
       } else {
         const r = await verifyTenant(db, key, tenant, head ? { head } : {});
         process.stdout.write(`${describeResult(r)}\n`);

@@ -2,6 +2,7 @@
 // is explicit although row-level security applies it too.
 import { and, asc, desc, eq, gt, gte, lt, lte, type SQL } from 'drizzle-orm';
 import type { Querier } from '../../platform/db/db.js';
+import { idFloor } from '../../platform/ids.js';
 import { patients } from '../patients/patients.table.js';
 import { auditEvents, type AuditEventRow } from './audit.table.js';
 
@@ -28,6 +29,10 @@ function whereOf(tenantId: string, f: AuditRowFilters): (SQL | undefined)[] {
     f.outcome !== undefined ? eq(t.outcome, f.outcome) : undefined,
     f.from !== undefined ? gte(t.occurredAt, f.from) : undefined,
     f.to !== undefined ? lt(t.occurredAt, f.to) : undefined,
+    // A time range is also an id range (ids are UUIDv7s of occurred_at), so it uses the primary
+    // key; the second of slack covers records signed before ids were made from occurred_at.
+    f.from !== undefined ? gte(t.id, idFloor(f.from.getTime() - 1000)) : undefined,
+    f.to !== undefined ? lt(t.id, idFloor(f.to.getTime() + 1000)) : undefined,
   ];
 }
 

@@ -19,23 +19,30 @@ export const auditEvents = pgTable(
     detail: jsonb('detail').$type<Record<string, unknown>>(),
     keyId: text('key_id').notNull(),
     hmac: text('hmac').notNull(),
+    // Set by the database: the writing transaction (migration 0009; what seals are ranges of).
+    txid: text('txid').notNull(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
 );
 
-export type AuditEventRow = typeof auditEvents.$inferSelect;
+/** A record as the application builds and reads it (txid is the database's, used by sealing only). */
+export type AuditEventRow = Omit<typeof auditEvents.$inferSelect, 'txid'>;
 
-export const auditChain = pgTable(
-  'audit_chain',
+// Seals (migration 0009): each covers the tenant's records written by transactions in
+// [fromTxid, toTxid), lists their ids and commits to their HMACs; hash chains the seals.
+export const auditSeals = pgTable(
+  'audit_seals',
   {
     tenantId: text('tenant_id').notNull(),
     position: bigint('position', { mode: 'number' }).notNull(),
-    eventId: uuid('event_id').notNull(),
-    eventHmac: text('event_hmac').notNull(),
+    fromTxid: text('from_txid').notNull(),
+    toTxid: text('to_txid').notNull(),
+    eventIds: uuid('event_ids').array().notNull(),
+    digest: text('digest').notNull(),
     hash: text('hash').notNull(),
     sealedAt: timestamp('sealed_at', { withTimezone: true }).notNull(),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.position] })],
 );
 
-export type AuditChainRow = typeof auditChain.$inferSelect;
+export type AuditSealRow = typeof auditSeals.$inferSelect;

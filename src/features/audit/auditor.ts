@@ -7,7 +7,7 @@
 import { param, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
-import { v7 as uuidv7 } from 'uuid';
+import { idAt } from '../../platform/ids.js';
 import { signRecord, type AuditEntry, type AuditKey, type AuditSubject } from './audit-record.js';
 import type { AuditEventRow } from './audit.table.js';
 
@@ -75,7 +75,7 @@ export function createAuditor(o: AuditorOptions): Auditor {
   const sign = (who: AuditSubject, e: AuditEntry, at: Date): AuditEventRow =>
     signRecord(o.key, {
       tenantId: who.tenantId,
-      id: uuidv7(),
+      id: idAt(at),
       occurredAt: at,
       actorSub: who.principal.sub,
       actorRoles: [...who.principal.roles].sort(),

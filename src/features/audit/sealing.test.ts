@@ -1,6 +1,7 @@
-// Sealing audit records into the per-tenant hash chain: order, grace, late records within and
-// beyond the margin, concurrent sealers, the background sealer; and that the application role
-// cannot change or remove audit rows (grants), nor can the owner while the triggers are on.
+// Sealing audit records into the per-tenant chain of seals: ranges of finished transactions,
+// order, batches, late commits, concurrent sealers, the background sealer; and that the
+// application role cannot change or remove audit rows (grants), nor can the owner while the
+// triggers are on.
 import { randomUUID } from 'node:crypto';
 import { asc, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +9,9 @@ import { patientInput } from '../../../test/helpers/factories.js';
 import { clientAs, startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 import { waitFor } from '../../../test/helpers/process.js';
 import { pgError } from '../../platform/db/errors.js';
-import { auditChain, auditEvents } from './audit.table.js';
-import { chainHash, genesisOf } from './chain.js';
+import { asColumnsJson } from './audit-record.js';
+import { auditEvents, auditSeals } from './audit.table.js';
+import { digestOf, FIRST_TXID, genesisOf, sealHash } from './chain.js';
 import { listTenantIds, sealTenant, startAuditSealer } from './sealer.js';
 import { verifyTenant } from './verify.js';
 
@@ -26,12 +28,26 @@ async function activity(srv: TestServer, tenant: string, patients = 2): Promise<
 }
 
 const chainOf = (srv: TestServer, tenant: string) =>
-  srv.deps.db.read(tenant, (q) => q.select().from(auditChain).where(eq(auditChain.tenantId, tenant)).orderBy(asc(auditChain.position)));
+  srv.deps.db.read(tenant, (q) => q.select().from(auditSeals).where(eq(auditSeals.tenantId, tenant)).orderBy(asc(auditSeals.position)));
+/** The tenant's records in sealing order: by writing transaction, then id. */
 const eventsOf = (srv: TestServer, tenant: string) =>
-  srv.deps.db.read(tenant, (q) => q.select().from(auditEvents).where(eq(auditEvents.tenantId, tenant)).orderBy(asc(auditEvents.occurredAt), asc(auditEvents.id)));
+  srv.deps.db.read(tenant, (q) => q.select().from(auditEvents).where(eq(auditEvents.tenantId, tenant)).orderBy(asc(auditEvents.txid), asc(auditEvents.id)));
+const sealedIds = async (srv: TestServer, tenant: string) => (await chainOf(srv, tenant)).flatMap((c) => c.eventIds);
 
-/** Seals everything written so far (no grace: the test knows every write has committed). */
-const sealNow = (srv: TestServer, tenant: string) => sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { graceMs: 0 });
+/**
+ * Seals until every record written so far is sealed. On PostgreSQL other test files run
+ * transactions at the same time, and a seal stops below the oldest transaction still running, so
+ * one call may leave some records for a moment.
+ */
+async function sealAll(srv: TestServer, tenant: string, batch?: number): Promise<number> {
+  const total = (await eventsOf(srv, tenant)).length;
+  let head = 0;
+  await waitFor(async () => {
+    head = (await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), batch ? { batch } : {})).head || head;
+    return (await sealedIds(srv, tenant)).length === total;
+  }, 10_000, () => `all ${total} records of ${tenant} sealed`);
+  return head;
+}
 
 /** An authentic record (signed with the server's key) that occurred at `at`. */
 async function recordAt(srv: TestServer, tenant: string, at: Date): Promise<void> {
@@ -46,73 +62,99 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
   });
   afterAll(() => srv?.close());
 
-  it('seals every record once, in (occurred_at, id) order, at positions 1..n, into a chain that recomputes', async () => {
+  it('seals every record once, in (transaction, id) order, into seals whose ranges tile the history and whose hashes recompute', async () => {
     const tenant = await srv.newTenant();
     await activity(srv, tenant);
     const events = await eventsOf(srv, tenant);
     expect(events.length).toBeGreaterThanOrEqual(6);
-    const r = await sealNow(srv, tenant);
-    expect(r).toMatchObject({ sealed: events.length, head: events.length, rejected: [], busy: false, more: false });
-    expect(r.sealed).toBeGreaterThan(0);
+    const head = await sealAll(srv, tenant);
     const chain = await chainOf(srv, tenant);
-    expect(chain.map((c) => c.eventId)).toEqual(events.map((e) => e.id));
-    expect(chain.map((c) => c.position)).toEqual(events.map((_, i) => i + 1));
+    expect(chain.map((c) => c.position)).toEqual(chain.map((_, i) => i + 1));
+    expect(head).toBe(chain.length);
+    expect(chain.flatMap((c) => c.eventIds)).toEqual(events.map((e) => e.id));
     let prev = genesisOf(tenant);
-    for (const [i, c] of chain.entries()) {
-      expect(c.eventHmac).toBe(events[i]!.hmac);
-      expect(c.hash).toBe(chainHash(srv.deps.audit.key, prev, c.position, c.eventId, c.eventHmac));
+    let prevTo = FIRST_TXID;
+    for (const c of chain) {
+      expect(c.fromTxid).toBe(prevTo);
+      expect(BigInt(c.toTxid)).toBeGreaterThan(BigInt(c.fromTxid));
+      const mine = events.filter((e) => c.eventIds.includes(e.id));
+      for (const e of mine) expect(BigInt(e.txid) >= BigInt(c.fromTxid) && BigInt(e.txid) < BigInt(c.toTxid)).toBe(true);
+      expect(c.digest).toBe(digestOf(mine));
+      expect(c.hash).toBe(sealHash(srv.deps.audit.key, prev, { position: c.position, fromTxid: c.fromTxid, toTxid: c.toTxid, count: c.eventIds.length, digest: c.digest }));
       prev = c.hash;
+      prevTo = c.toTxid;
     }
-    // Nothing left: a second call appends nothing.
-    expect(await sealNow(srv, tenant)).toMatchObject({ sealed: 0, head: events.length });
+    // Nothing left: another call appends no seal.
+    expect(await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date())).toMatchObject({ sealed: 0, head: chain.length });
     expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toEqual({
-      ok: true, tenantId: tenant, checked: events.length, sealed: events.length, pending: 0, head: { position: events.length, hash: prev },
+      ok: true, tenantId: tenant, checked: events.length, sealed: events.length, pending: 0, head: { position: chain.length, hash: prev },
     });
   });
 
-  it('leaves records younger than the grace period for the next pass (they are pending, not a problem)', async () => {
+  // PGlite runs one transaction at a time, so nothing can commit while another is open there.
+  it.skipIf(mode === 'pglite')('never seals past a transaction still running; once it commits, its record is sealed before later ones (a late commit is not lost)', async () => {
     const tenant = await srv.newTenant();
     await activity(srv, tenant, 1);
-    const n = (await eventsOf(srv, tenant)).length;
-    expect(await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { graceMs: 60_000 })).toMatchObject({ sealed: 0, head: 0 });
-    expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, sealed: 0, pending: n, checked: n });
-    // Once they are older than the grace, they are sealed.
-    expect(await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(Date.now() + 60_000), { graceMs: 60_000 })).toMatchObject({ sealed: n });
+    await sealAll(srv, tenant);
+    const record = srv.deps.audit.sign({ tenantId: tenant, principal: { sub: 'slow-writer', roles: new Set(['clinician']) }, requestId: randomUUID() }, { action: 'read', resourceType: 'Patient', resourceId: randomUUID() }, new Date());
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let wrote!: () => void;
+    const written = new Promise<void>((r) => (wrote = r));
+    const slow = srv.deps.db.tx(tenant, async (q) => {
+      await q.execute(sql`insert into audit_events (tenant_id, id, occurred_at, actor_sub, actor_roles, action, resource_type, resource_id, patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, hmac)
+        select tenant_id, id, occurred_at, actor_sub, actor_roles, action, resource_type, resource_id, patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, hmac
+        from jsonb_populate_record(null::audit_events, ${JSON.stringify(asColumnsJson(record))}::jsonb)`);
+      wrote();
+      await held;
+    });
+    try {
+      await written;
+      const sealedBefore = new Set(await sealedIds(srv, tenant));
+      // Records that commit while the slow transaction is open...
+      await activity(srv, tenant, 1);
+      const later = (await eventsOf(srv, tenant)).filter((e) => !sealedBefore.has(e.id));
+      expect(later.length).toBeGreaterThan(0);
+      // ...are not sealed yet: a seal stops below the oldest transaction still running.
+      await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date());
+      const sealedDuring = new Set(await sealedIds(srv, tenant));
+      expect(later.filter((e) => sealedDuring.has(e.id))).toEqual([]);
+    } finally {
+      release();
+      await slow;
+    }
+    await sealAll(srv, tenant);
+    const ids = await sealedIds(srv, tenant);
+    expect(ids).toContain(record.id);
+    // In write order: the slow transaction's record comes before those committed while it was open.
+    const events = await eventsOf(srv, tenant);
+    expect(ids).toEqual(events.map((e) => e.id));
+    expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, pending: 0, sealed: events.length });
   });
 
-  it('seals a record that lands late (older than the last sealed one, within the margin) at the end of the chain', async () => {
+  it('a record that lands long after it occurred (a retried flush) is sealed with its transaction', async () => {
     const tenant = await srv.newTenant();
     await activity(srv, tenant, 1);
-    const { head } = await sealNow(srv, tenant);
-    await recordAt(srv, tenant, new Date(Date.now() - 5 * 60_000));
-    expect(await sealNow(srv, tenant)).toMatchObject({ sealed: 1, head: head + 1 });
-    const chain = await chainOf(srv, tenant);
-    expect((await eventsOf(srv, tenant))[0]!.id).toBe(chain.at(-1)!.eventId);
-    expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, sealed: head + 1, pending: 0 });
-  });
-
-  it('does not seal a record that lands later than the margin; verify names it as unsealed', async () => {
-    const tenant = await srv.newTenant();
-    await activity(srv, tenant, 1);
-    const { head } = await sealNow(srv, tenant);
+    const head = await sealAll(srv, tenant);
     await recordAt(srv, tenant, new Date(Date.now() - 60 * 60_000));
-    const late = (await eventsOf(srv, tenant))[0]!;
-    expect(await sealNow(srv, tenant)).toMatchObject({ sealed: 0, head });
-    expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: false, problem: 'unsealed', eventId: late.id, checked: head });
-    // Once looked into, an operator seals it anyway (`carebase audit seal --include-late`).
-    expect(await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { marginMs: Infinity })).toMatchObject({ sealed: 1, head: head + 1 });
-    expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, sealed: head + 1 });
+    expect(await sealAll(srv, tenant)).toBe(head + 1);
+    expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, pending: 0 });
   });
 
-  it('seals in batches: a backlog larger than the batch takes several calls, each continuing the chain', async () => {
+  it('seals in batches without splitting a transaction: a backlog larger than the batch takes several seals', async () => {
     const tenant = await srv.newTenant();
     await activity(srv, tenant, 2);
     const n = (await eventsOf(srv, tenant)).length;
-    const first = await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { graceMs: 0, batch: 4 });
-    expect(first).toMatchObject({ sealed: 4, head: 4, more: true });
-    let head = first.head;
-    for (let more = true; more; ) ({ head, more } = await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { graceMs: 0, batch: 4 }));
-    expect(head).toBe(n);
+    await sealAll(srv, tenant, 2);
+    const chain = await chainOf(srv, tenant);
+    expect(chain.length).toBeGreaterThan(1);
+    expect(chain.reduce((s, c) => s + c.eventIds.length, 0)).toBe(n);
+    // The read records of one flush share a transaction: no transaction's records are in two seals.
+    const events = await eventsOf(srv, tenant);
+    const sealOf = new Map(chain.flatMap((c) => c.eventIds.map((id) => [id, c.position] as const)));
+    const byTx = new Map<string, Set<number>>();
+    for (const e of events) byTx.set(e.txid, (byTx.get(e.txid) ?? new Set()).add(sealOf.get(e.id)!));
+    for (const seals of byTx.values()) expect(seals.size).toBe(1);
     expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, sealed: n });
   });
 
@@ -120,15 +162,14 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
     const tenant = await srv.newTenant();
     await activity(srv, tenant, 3);
     const n = (await eventsOf(srv, tenant)).length;
-    const results = await Promise.all(Array.from({ length: 4 }, () => sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { graceMs: 0, batch: 3 })));
-    let head = Math.max(...results.map((r) => r.head));
-    while (head < n) head = (await sealNow(srv, tenant)).head;
-    expect(results.reduce((s, r) => s + r.sealed, 0)).toBeLessThanOrEqual(n);
-    const chain = await chainOf(srv, tenant);
-    expect(new Set(chain.map((c) => c.eventId)).size).toBe(n);
+    await Promise.all(Array.from({ length: 4 }, () => sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { batch: 3 })));
+    await sealAll(srv, tenant);
+    const ids = await sealedIds(srv, tenant);
+    expect(ids.length).toBe(n);
+    expect(new Set(ids).size).toBe(n);
     expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, sealed: n });
     // With skipIfBusy a sealer that finds the tenant taken returns at once instead of waiting.
-    const both = await Promise.all([0, 1].map(() => sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { graceMs: 0, skipIfBusy: true })));
+    const both = await Promise.all([0, 1].map(() => sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { skipIfBusy: true })));
     expect(both.every((r) => r.sealed === 0)).toBe(true);
   });
 
@@ -136,11 +177,11 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
     const [a, b] = [await srv.newTenant(), await srv.newTenant()];
     // Only this test's tenants: on PostgreSQL other test files share the database.
     const listTenants = async () => ({ ids: [a, b], complete: true });
-    const stop = startAuditSealer({ db: srv.deps.db, key: srv.deps.audit.key }, srv.deps.log, 50, { graceMs: 0, tenantsRefreshMs: 0, listTenants });
+    const stop = startAuditSealer({ db: srv.deps.db, key: srv.deps.audit.key }, srv.deps.log, 50, { tenantsRefreshMs: 0, listTenants });
+    const sealedAll = async (t: string) => (await sealedIds(srv, t)).length === (await eventsOf(srv, t)).length;
     try {
       await activity(srv, a, 1);
       await activity(srv, b, 1);
-      const sealedAll = async (t: string) => (await chainOf(srv, t)).length === (await eventsOf(srv, t)).length;
       await waitFor(async () => (await sealedAll(a)) && (await sealedAll(b)), 10_000, () => 'both tenants sealed');
       await activity(srv, a, 1);
       await waitFor(() => sealedAll(a), 10_000, () => 'new records of tenant a sealed');
@@ -149,7 +190,7 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
     }
     await activity(srv, a, 1);
     await new Promise((r) => setTimeout(r, 200));
-    expect((await chainOf(srv, a)).length).toBeLessThan((await eventsOf(srv, a)).length);
+    expect(await sealedAll(a)).toBe(false);
     for (const t of [a, b]) expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, t)).toMatchObject({ ok: true });
   });
 
@@ -159,7 +200,7 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
     beforeAll(async () => {
       tenant = await srv.newTenant();
       await activity(srv, tenant, 1);
-      await sealNow(srv, tenant);
+      await sealAll(srv, tenant);
       before = { events: await eventsOf(srv, tenant), chain: await chainOf(srv, tenant) };
       expect(before.chain.length).toBeGreaterThan(0);
     });
@@ -168,9 +209,9 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
       ['UPDATE audit_events', sql`update audit_events set actor_sub = 'mallory'`],
       ['DELETE audit_events', sql`delete from audit_events`],
       ['TRUNCATE audit_events', sql`truncate audit_events`],
-      ['UPDATE audit_chain', sql`update audit_chain set position = position + 1000`],
-      ['DELETE audit_chain', sql`delete from audit_chain`],
-      ['TRUNCATE audit_chain', sql`truncate audit_chain`],
+      ['UPDATE audit_seals', sql`update audit_seals set position = position + 1000`],
+      ['DELETE audit_seals', sql`delete from audit_seals`],
+      ['TRUNCATE audit_seals', sql`truncate audit_seals`],
       // Nor can it switch the triggers off.
       ['SET session_replication_role', sql`set local session_replication_role = replica`],
     ] as const;
@@ -188,8 +229,8 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
     it.each([
       ['update audit_events', `update audit_events set actor_sub = 'mallory' where tenant_id = '%T'`],
       ['delete from audit_events', `delete from audit_events where tenant_id = '%T'`],
-      ['update audit_chain', `update audit_chain set hash = 'x' where tenant_id = '%T'`],
-      ['delete from audit_chain', `delete from audit_chain where tenant_id = '%T'`],
+      ['update audit_seals', `update audit_seals set hash = 'x' where tenant_id = '%T'`],
+      ['delete from audit_seals', `delete from audit_seals where tenant_id = '%T'`],
     ])('the triggers refuse %s even to the owner', async (_name, text) => {
       const err = await srv.deps.db.withOwner((s) => s.exec(text.replace('%T', tenant))).then(
         () => undefined,
@@ -213,7 +254,7 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
     const [a, b] = [await srv.newTenant(), await srv.newTenant()];
     await activity(srv, a, 1);
     await activity(srv, b, 1);
-    await sealNow(srv, a);
+    await sealAll(srv, a);
     expect(await chainOf(srv, b)).toEqual([]);
     expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, b)).toMatchObject({ ok: true, sealed: 0 });
   });

@@ -7,14 +7,14 @@ import { join } from 'node:path';
 import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patientInput } from '../../../test/helpers/factories.js';
-import { cleanupDirs, cliEnv, killAll, migratedDataDir, procScope } from '../../../test/helpers/process.js';
+import { cleanupDirs, cliEnv, killAll, migratedDataDir, procScope, waitFor } from '../../../test/helpers/process.js';
 import { clientAs, startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 import { createPgliteDb } from '../../platform/db/pglite.js';
 import { createLogger } from '../../platform/log.js';
 import type { Db } from '../../platform/db/db.js';
 import { insertTenant } from '../tenants/tenants.service.js';
 import { loadAuditKey } from './audit-key.js';
-import { auditChain } from './audit.table.js';
+import { auditSeals, type AuditSealRow } from './audit.table.js';
 import { createAuditor } from './auditor.js';
 import { sealTenant } from './sealer.js';
 import { verifyTenant, type VerifyResult } from './verify.js';
@@ -36,11 +36,16 @@ async function tamper(db: Db, statements: string): Promise<void> {
 
 interface Sealed {
   tenant: string;
-  /** Event ids by chain position (index 0 = position 1). */
+  /** The seals, by position (index 0 = seal 1). */
+  seals: AuditSealRow[];
+  /** Sealed record ids in chain order. */
   ids: string[];
 }
 
-/** A fresh tenant with two patients created, read and updated (9+ records), all sealed. */
+/**
+ * A fresh tenant with two patients created, read and updated: 6 records in 5 or 6 transactions
+ * (the reads are usually flushed together), sealed one transaction per seal.
+ */
 async function sealedTenant(srv: TestServer): Promise<Sealed> {
   const tenant = await srv.newTenant();
   const api = await clientAs(srv, tenant, 'clinician');
@@ -51,16 +56,27 @@ async function sealedTenant(srv: TestServer): Promise<Sealed> {
     expect((await api('PATCH', `/v1/patients/${p.body.id}`, { body: { phone: '+1 555 010 1111' }, headers: { 'if-match': 'W/"1"' } })).status).toBe(200);
   }
   await srv.deps.audit.flush();
-  await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { graceMs: 0 });
-  const chain = await srv.deps.db.read(tenant, (q) => q.select().from(auditChain).where(eq(auditChain.tenantId, tenant)).orderBy(asc(auditChain.position)));
-  expect(chain.length).toBeGreaterThanOrEqual(6);
-  return { tenant, ids: chain.map((c) => c.eventId) };
+  const seals = () => srv.deps.db.read(tenant, (q) => q.select().from(auditSeals).where(eq(auditSeals.tenantId, tenant)).orderBy(asc(auditSeals.position)));
+  // A seal stops below the oldest transaction still running (other test files' too, on PostgreSQL).
+  await waitFor(async () => {
+    await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { batch: 1 });
+    return (await seals()).flatMap((c) => c.eventIds).length === 6;
+  }, 10_000, () => 'all six records sealed');
+  const all = await seals();
+  expect(all.length).toBeGreaterThanOrEqual(5);
+  return { tenant, seals: all, ids: all.flatMap((c) => c.eventIds) };
 }
 
-/** A copy of the record with id `from` under a new id, with an HMAC made up by someone without the key. */
-const forgedCopy = (tenant: string, from: string, id: string) =>
-  `insert into audit_events (tenant_id, id, occurred_at, actor_sub, actor_roles, action, resource_type, resource_id, patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, hmac)
-   select tenant_id, '${id}', occurred_at, 'mallory', actor_roles, 'read', resource_type, resource_id, patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, 'Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5'
+/** The position of the seal holding record `id`, and how many records the seals before it hold. */
+function whereIs(t: Sealed, id: string): { position: number; before: number } {
+  const i = t.seals.findIndex((c) => c.eventIds.includes(id));
+  return { position: i + 1, before: t.seals.slice(0, i).reduce((n, c) => n + c.eventIds.length, 0) };
+}
+
+/** A copy of the record with id `from` under a new id, with an HMAC made up by someone without the key (and, optionally, a chosen txid). */
+const forgedCopy = (tenant: string, from: string, id: string, txid?: string) =>
+  `insert into audit_events (tenant_id, id, occurred_at, actor_sub, actor_roles, action, resource_type, resource_id, patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, hmac${txid ? ', txid' : ''})
+   select tenant_id, '${id}', occurred_at, 'mallory', actor_roles, 'read', resource_type, resource_id, patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, 'Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5'${txid ? `, '${txid}'::xid8` : ''}
    from audit_events where tenant_id = '${tenant}' and id = '${from}'`;
 
 describe.each(storageModes())('audit verification on %s', (mode) => {
@@ -73,132 +89,140 @@ describe.each(storageModes())('audit verification on %s', (mode) => {
   const verify = (tenant: string, head?: { position: number; hash: string }) => verifyTenant(srv.deps.db, srv.deps.audit.key, tenant, head ? { head } : {});
 
   it('an untouched trail verifies: every record checked, and the head is reported', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
+    const { tenant, ids, seals } = await sealedTenant(srv);
     const r = await verify(tenant);
-    expect(r).toMatchObject({ ok: true, tenantId: tenant, sealed: ids.length, checked: ids.length, pending: 0, head: { position: ids.length } });
+    expect(r).toMatchObject({ ok: true, tenantId: tenant, sealed: ids.length, checked: ids.length, pending: 0, head: { position: seals.length, hash: seals.at(-1)!.hash } });
   });
 
-  it('a field of a sealed record changed (actor_sub): altered, at its position', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
-    await tamper(srv.deps.db, `update audit_events set actor_sub = 'someone-else' where tenant_id = '${tenant}' and id = '${ids[2]}'`);
-    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'altered', position: 3, eventId: ids[2], checked: 2 });
+  it('a field of a sealed record changed (actor_sub): altered, naming it and its seal', async () => {
+    const t = await sealedTenant(srv);
+    const id = t.ids[2]!;
+    await tamper(srv.deps.db, `update audit_events set actor_sub = 'someone-else' where tenant_id = '${t.tenant}' and id = '${id}'`);
+    expect(await verify(t.tenant)).toMatchObject({ ok: false, problem: 'altered', position: whereIs(t, id).position, eventId: id, checked: whereIs(t, id).before });
   });
 
   it('a record re-signed by someone without the key (new HMAC, fields changed): altered', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
-    await tamper(srv.deps.db, `update audit_events set outcome = 'success', hmac = 'bm90LWEtcmVhbC1obWFj' where tenant_id = '${tenant}' and id = '${ids[4]}'`);
-    const r = await verify(tenant);
-    expect(r).toMatchObject({ ok: false, problem: 'altered', position: 5, eventId: ids[4] });
-    expect((r as { message: string }).message).toMatch(/another HMAC than the one sealed/);
+    const t = await sealedTenant(srv);
+    const id = t.ids[4]!;
+    await tamper(srv.deps.db, `update audit_events set outcome = 'success', hmac = 'bm90LWEtcmVhbC1obWFj' where tenant_id = '${t.tenant}' and id = '${id}'`);
+    const r = await verify(t.tenant);
+    expect(r).toMatchObject({ ok: false, problem: 'altered', position: whereIs(t, id).position, eventId: id });
+    expect((r as { message: string }).message).toMatch(/no longer matches its HMAC/);
   });
 
   it('a record claiming another signing key: altered, naming the key ids', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
-    await tamper(srv.deps.db, `update audit_events set key_id = 'k000000000000' where tenant_id = '${tenant}' and id = '${ids[0]}'`);
-    const r = await verify(tenant);
-    expect(r).toMatchObject({ ok: false, problem: 'altered', position: 1, eventId: ids[0] });
+    const t = await sealedTenant(srv);
+    await tamper(srv.deps.db, `update audit_events set key_id = 'k000000000000' where tenant_id = '${t.tenant}' and id = '${t.ids[0]}'`);
+    const r = await verify(t.tenant);
+    expect(r).toMatchObject({ ok: false, problem: 'altered', position: 1, eventId: t.ids[0] });
     expect((r as { message: string }).message).toContain('k000000000000');
   });
 
-  it('a sealed record deleted: removed, at its position', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
-    await tamper(srv.deps.db, `delete from audit_events where tenant_id = '${tenant}' and id = '${ids[1]}'`);
-    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'removed', position: 2, eventId: ids[1], checked: 1 });
+  it('a sealed record deleted: removed, naming it and its seal', async () => {
+    const t = await sealedTenant(srv);
+    const id = t.ids[1]!;
+    await tamper(srv.deps.db, `delete from audit_events where tenant_id = '${t.tenant}' and id = '${id}'`);
+    expect(await verify(t.tenant)).toMatchObject({ ok: false, problem: 'removed', position: whereIs(t, id).position, eventId: id, checked: whereIs(t, id).before });
   });
 
-  it('a link of the chain deleted: removed, naming the missing position', async () => {
-    const { tenant } = await sealedTenant(srv);
-    await tamper(srv.deps.db, `delete from audit_chain where tenant_id = '${tenant}' and position = 4`);
-    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'removed', position: 4, checked: 3 });
+  it('a sealed record moved into another seal\'s range (its txid changed): reordered', async () => {
+    const t = await sealedTenant(srv);
+    const id = t.ids[0]!;
+    await tamper(srv.deps.db, `update audit_events set txid = '${t.seals[3]!.fromTxid}'::xid8 where tenant_id = '${t.tenant}' and id = '${id}'`);
+    const r = await verify(t.tenant);
+    expect(r).toMatchObject({ ok: false, problem: 'reordered', position: 1, eventId: id, checked: 0 });
+    expect((r as { message: string }).message).toMatch(/outside that seal's range/);
   });
 
-  it('a link deleted and the later ones renumbered to close the gap: the chain breaks there', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
+  it('a seal deleted: removed, naming the missing position', async () => {
+    const t = await sealedTenant(srv);
+    await tamper(srv.deps.db, `delete from audit_seals where tenant_id = '${t.tenant}' and position = 4`);
+    expect(await verify(t.tenant)).toMatchObject({ ok: false, problem: 'removed', position: 4, checked: whereIs(t, t.seals[3]!.eventIds[0]!).before });
+  });
+
+  it('a seal deleted and the later ones renumbered to close the gap: the chain breaks there', async () => {
+    const t = await sealedTenant(srv);
     await tamper(
       srv.deps.db,
-      `delete from audit_chain where tenant_id = '${tenant}' and position = 3;
-       update audit_chain set position = position - 1 where tenant_id = '${tenant}' and position > 3`,
+      `delete from audit_seals where tenant_id = '${t.tenant}' and position = 3;
+       update audit_seals set position = position - 1 where tenant_id = '${t.tenant}' and position > 3`,
     );
-    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'bad-chain', position: 3, eventId: ids[3] });
+    expect(await verify(t.tenant)).toMatchObject({ ok: false, problem: 'bad-chain', position: 3 });
   });
 
-  it('two links swapped: reordered, at the first of them, naming where its link went', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
+  it('two seals swapped: reordered, at the first of them, naming where its seal went', async () => {
+    const t = await sealedTenant(srv);
     await tamper(
       srv.deps.db,
-      `update audit_chain set position = 1000000 where tenant_id = '${tenant}' and position = 2;
-       update audit_chain set position = 2 where tenant_id = '${tenant}' and position = 5;
-       update audit_chain set position = 5 where tenant_id = '${tenant}' and position = 1000000`,
+      `update audit_seals set position = 1000000 where tenant_id = '${t.tenant}' and position = 2;
+       update audit_seals set position = 2 where tenant_id = '${t.tenant}' and position = 5;
+       update audit_seals set position = 5 where tenant_id = '${t.tenant}' and position = 1000000`,
     );
-    const r = await verify(tenant);
-    expect(r).toMatchObject({ ok: false, problem: 'reordered', position: 2, eventId: ids[4], checked: 1 });
+    const r = await verify(t.tenant);
+    expect(r).toMatchObject({ ok: false, problem: 'reordered', position: 2, checked: t.seals[0]!.eventIds.length });
     expect((r as { message: string }).message).toMatch(/now at position 5/);
   });
 
   it('two records swapped in time (occurred_at exchanged): altered at the first', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
+    const t = await sealedTenant(srv);
     await tamper(
       srv.deps.db,
       `update audit_events a set occurred_at = b.occurred_at from audit_events b
-        where a.tenant_id = '${tenant}' and b.tenant_id = '${tenant}' and ((a.id = '${ids[0]}' and b.id = '${ids[5]}') or (a.id = '${ids[5]}' and b.id = '${ids[0]}'))`,
+        where a.tenant_id = '${t.tenant}' and b.tenant_id = '${t.tenant}' and ((a.id = '${t.ids[0]}' and b.id = '${t.ids[5]}') or (a.id = '${t.ids[5]}' and b.id = '${t.ids[0]}'))`,
     );
-    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'altered', position: 1, eventId: ids[0] });
+    expect(await verify(t.tenant)).toMatchObject({ ok: false, problem: 'altered', position: 1, eventId: t.ids[0] });
   });
 
-  it('a forged record inserted (made-up HMAC), not in the chain: inserted, naming it', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
+  it('a forged record inserted (made-up HMAC) after the last seal: inserted, naming it; sealed, it is still reported', async () => {
+    const t = await sealedTenant(srv);
     const forged = randomUUID();
-    await tamper(srv.deps.db, forgedCopy(tenant, ids[1]!, forged));
-    const r = await verify(tenant);
-    expect(r).toMatchObject({ ok: false, problem: 'inserted', eventId: forged, checked: ids.length });
+    await tamper(srv.deps.db, forgedCopy(t.tenant, t.ids[1]!, forged));
+    const r = await verify(t.tenant);
+    expect(r).toMatchObject({ ok: false, problem: 'inserted', eventId: forged, checked: t.ids.length });
     expect(r).not.toHaveProperty('position');
-    // The sealer, which has the key, leaves it out of the chain.
-    expect(await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(Date.now() + 60_000), { graceMs: 0 })).toMatchObject({ sealed: 0, rejected: [forged] });
+    // The sealer does not judge records; verify does, inside seals too.
+    await waitFor(async () => (await sealTenant(srv.deps.db, srv.deps.audit.key, t.tenant, new Date())).head > t.seals.length, 10_000, () => 'sealed');
+    expect(await verify(t.tenant)).toMatchObject({ ok: false, problem: 'altered', position: t.seals.length + 1, eventId: forged, checked: t.ids.length });
   });
 
-  it('a forged record and a forged link appended to the chain: inserted, at the new position', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
+  it('a forged record with a forged seal appended: inserted, at the new position', async () => {
+    const t = await sealedTenant(srv);
     const forged = randomUUID();
-    const n = ids.length;
+    const n = t.seals.length;
+    const last = t.seals.at(-1)!;
     await tamper(
       srv.deps.db,
-      `${forgedCopy(tenant, ids[n - 1]!, forged)};
-       insert into audit_chain (tenant_id, position, event_id, event_hmac, hash, sealed_at)
-         values ('${tenant}', ${n + 1}, '${forged}', 'Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5', 'bWFkZS11cC1jaGFpbi1oYXNo', now())`,
+      `${forgedCopy(t.tenant, t.ids.at(-1)!, forged, last.toTxid)};
+       insert into audit_seals (tenant_id, position, from_txid, to_txid, event_ids, digest, hash, sealed_at)
+         values ('${t.tenant}', ${n + 1}, '${last.toTxid}'::xid8, '${BigInt(last.toTxid) + 1n}'::xid8, array['${forged}']::uuid[], 'bWFkZS11cA', 'bWFkZS11cC1jaGFpbi1oYXNo', now())`,
     );
-    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'inserted', position: n + 1, eventId: forged, checked: n });
+    expect(await verify(t.tenant)).toMatchObject({ ok: false, problem: 'inserted', position: n + 1, eventId: forged, checked: t.ids.length });
   });
 
-  it('a forged record spliced into the middle of the chain (later links renumbered): inserted, at its position', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
+  it('a forged record spliced into a sealed range (its txid set there): inserted, at that seal', async () => {
+    const t = await sealedTenant(srv);
     const forged = randomUUID();
-    await tamper(
-      srv.deps.db,
-      `${forgedCopy(tenant, ids[2]!, forged)};
-       update audit_chain set position = position + 1000 where tenant_id = '${tenant}' and position >= 3;
-       update audit_chain set position = position - 999 where tenant_id = '${tenant}' and position > 1000;
-       insert into audit_chain (tenant_id, position, event_id, event_hmac, hash, sealed_at)
-         values ('${tenant}', 3, '${forged}', 'Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5', 'bWFkZS11cC1jaGFpbi1oYXNo', now())`,
-    );
-    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'inserted', position: 3, eventId: forged, checked: 2 });
+    await tamper(srv.deps.db, forgedCopy(t.tenant, t.ids[2]!, forged, t.seals[2]!.fromTxid));
+    expect(await verify(t.tenant)).toMatchObject({ ok: false, problem: 'inserted', position: 3, eventId: forged, checked: whereIs(t, t.seals[2]!.eventIds[0]!).before });
   });
 
-  it('the tail cut off (last link and record deleted) passes alone, and is caught against a head recorded earlier', async () => {
-    const { tenant, ids } = await sealedTenant(srv);
-    const before = (await verify(tenant)) as Extract<VerifyResult, { ok: true }>;
-    const n = ids.length;
+  it('the tail cut off (last seal and its records deleted) passes alone, and is caught against a head recorded earlier', async () => {
+    const t = await sealedTenant(srv);
+    const before = (await verify(t.tenant)) as Extract<VerifyResult, { ok: true }>;
+    const n = t.seals.length;
+    const gone = t.seals.at(-1)!.eventIds.map((id) => `'${id}'`).join(', ');
     await tamper(
       srv.deps.db,
-      `delete from audit_chain where tenant_id = '${tenant}' and position = ${n};
-       delete from audit_events where tenant_id = '${tenant}' and id = '${ids[n - 1]}'`,
+      `delete from audit_seals where tenant_id = '${t.tenant}' and position = ${n};
+       delete from audit_events where tenant_id = '${t.tenant}' and id in (${gone})`,
     );
     // The limitation, stated: a shorter chain is a valid chain.
-    expect(await verify(tenant)).toMatchObject({ ok: true, sealed: n - 1 });
-    expect(await verify(tenant, before.head!)).toMatchObject({ ok: false, problem: 'removed', position: n });
+    expect(await verify(t.tenant)).toMatchObject({ ok: true, sealed: t.ids.length - t.seals.at(-1)!.eventIds.length });
+    expect(await verify(t.tenant, before.head!)).toMatchObject({ ok: false, problem: 'removed', position: n });
     // A head that the chain holds verifies; one that it holds with another hash does not.
-    const still = (await verify(tenant)) as Extract<VerifyResult, { ok: true }>;
-    expect(await verify(tenant, still.head!)).toMatchObject({ ok: true });
-    expect(await verify(tenant, { position: 2, hash: still.head!.hash })).toMatchObject({ ok: false, problem: 'bad-chain', position: 2 });
+    const still = (await verify(t.tenant)) as Extract<VerifyResult, { ok: true }>;
+    expect(await verify(t.tenant, still.head!)).toMatchObject({ ok: true });
+    expect(await verify(t.tenant, { position: 2, hash: still.head!.hash })).toMatchObject({ ok: false, problem: 'bad-chain', position: 2 });
   });
 
   it('records of other tenants are out of reach: verifying one tenant ignores tampering in another', async () => {
@@ -233,8 +257,8 @@ describe('carebase audit verify (embedded, a real process)', () => {
         }
         expect(await sealTenant(db, key, tenant, new Date())).toMatchObject({ sealed: 3 });
       }
-      const [link] = await db.read('bad', (q) => q.select().from(auditChain).where(and(eq(auditChain.tenantId, 'bad'), eq(auditChain.position, 2))));
-      altered = link!.eventId;
+      const [seal] = await db.read('bad', (q) => q.select().from(auditSeals).where(and(eq(auditSeals.tenantId, 'bad'), eq(auditSeals.position, 1))));
+      altered = seal!.eventIds[1]!;
       await tamper(db, `update audit_events set actor_sub = 'mallory' where tenant_id = 'bad' and id = '${altered}'`);
     } finally {
       await db.close();
@@ -243,8 +267,8 @@ describe('carebase audit verify (embedded, a real process)', () => {
     const r = await cli.run(['audit', 'verify'], cliEnv({ DATA_DIR: dir }));
     expect(r.code, r.stderr).toBe(1);
     expect(r.stdout.split('\n').filter(Boolean)).toEqual([
-      expect.stringMatching(new RegExp(`^FAIL bad: altered at position 2, event ${altered}: .* \\(1 records intact before it\\)$`)),
-      expect.stringMatching(/^ok good: 3 sealed records verified, 0 pending; head 3:[\w-]{43}$/),
+      expect.stringMatching(new RegExp(`^FAIL bad: altered at position 1, event ${altered}: .* \\(0 records intact before it\\)$`)),
+      expect.stringMatching(/^ok good: 3 sealed records verified, 0 pending; head 1:[\w-]{43}$/),
     ]);
     expect(r.stdout).not.toMatch(/mallory|alice/);
   });

@@ -1,29 +1,31 @@
-// Verifies a tenant's audit trail: walks audit_chain by position, recomputing every link and every
-// record's HMAC, then checks the records not (yet) in the chain. Read-only; reports the FIRST
-// problem found, in chain order, then unsealed records in (occurred_at, id) order.
+// Verifies a tenant's audit trail: walks audit_seals by position, recomputing every seal's hash,
+// checking that each seal's range starts where the previous one ended, that the records in its
+// range are exactly the ones it lists, in order, and that every record matches its HMAC; then
+// checks the records not sealed yet. Read-only; reports the FIRST problem found, in chain order.
 //
-//   altered    a sealed record's fields no longer match its HMAC, its HMAC differs from the one
-//              sealed, or it was signed with another key
-//   removed    a link's record is gone, a position is missing, or the chain ends before a head
-//              recorded earlier (--head)
-//   reordered  a link sits at another position than the one it was sealed at
-//   inserted   a link that was never sealed by the application points at a record that was never
-//              signed by it, or an unsealed record whose HMAC does not verify
-//   bad-chain  a link does not recompute and none of the above explains it (its row was edited,
-//              or a link was removed and the rest renumbered), or differs from a recorded head
-//   unsealed   a record the sealer will never seal: authentic, but older than the sealer's window
-//              (it landed more than the sealing margin after records sealed before it)
+//   altered    a sealed record's fields no longer match its HMAC (changed, or forged and sealed
+//              before verify saw it: the sealer does not judge records), or it claims another key,
+//              or its HMAC is not the one sealed
+//   removed    a sealed record is gone, a seal is missing, or the chain ends before a head recorded
+//              earlier (--head)
+//   reordered  a seal sits at another position than the one it was sealed at, or a sealed record
+//              now lies in another seal's range
+//   inserted   a record in a sealed range that its seal does not list, or any record whose HMAC
+//              does not verify (it was not signed by the application)
+//   bad-chain  a seal does not recompute and none of the above explains it (its row was edited, or
+//              a seal was removed and the rest renumbered), leaves a gap or overlap between
+//              ranges, or differs from a recorded head
 //
 // What it cannot see on its own: the chain's tail cut off together with (or without) its records
 // looks like a shorter, valid chain. Keep the head printed by `carebase audit verify` somewhere the
 // database's operators cannot write, and pass it back with --head to catch that.
-import { and, asc, eq, gt, notExists, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/db.js';
 import { hmacMatches, type AuditKey } from './audit-record.js';
-import { auditChain, auditEvents, type AuditChainRow, type AuditEventRow } from './audit.table.js';
-import { chainHash, genesisOf, SEAL_DEFAULTS } from './chain.js';
+import { auditEvents, auditSeals, type AuditEventRow, type AuditSealRow } from './audit.table.js';
+import { digestOf, FIRST_TXID, genesisOf, sealHash } from './chain.js';
 
-export type AuditProblem = 'altered' | 'removed' | 'inserted' | 'reordered' | 'unsealed' | 'bad-chain';
+export type AuditProblem = 'altered' | 'removed' | 'inserted' | 'reordered' | 'bad-chain';
 
 export interface ChainHead {
   position: number;
@@ -37,15 +39,16 @@ export type VerifyResult =
       /** Records checked: sealed plus pending. */
       checked: number;
       sealed: number;
-      /** Authentic records not sealed yet, within the sealer's window (the server seals them continuously). */
+      /** Authentic records not sealed yet (their transactions ended after the last seal; the server seals them continuously). */
       pending: number;
-      /** The last link (null: empty chain); record it outside the database to detect a cut-off tail later. */
+      /** The last seal (null: empty chain); record it outside the database to detect a cut-off tail later. */
       head: ChainHead | null;
     }
   | {
       ok: false;
       tenantId: string;
       problem: AuditProblem;
+      /** The seal's position. */
       position?: number;
       eventId?: string;
       message: string;
@@ -54,142 +57,127 @@ export type VerifyResult =
     };
 
 export interface VerifyOptions {
-  /** A head recorded earlier: the chain must still hold this link. */
+  /** A head recorded earlier: the chain must still hold this seal. */
   head?: ChainHead;
-  /** The sealer's margin (see chain.ts); records older than the window it implies should be sealed. */
-  marginMs?: number;
-  /** Rows read per query. */
+  /** Seals read per query. */
   pageSize?: number;
 }
 
 type Problem = Omit<Extract<VerifyResult, { ok: false }>, 'ok' | 'tenantId' | 'checked'>;
 
-/** What is wrong with a sealed record, if anything. */
-function recordProblem(key: AuditKey, link: AuditChainRow, e: AuditEventRow | null): Problem | undefined {
-  const at = { position: link.position, eventId: link.eventId };
-  if (!e) return { problem: 'removed', ...at, message: `the record sealed at position ${link.position} is gone` };
-  if (e.hmac !== link.eventHmac) return { problem: 'altered', ...at, message: `the record at position ${link.position} carries another HMAC than the one sealed` };
-  if (e.keyId !== key.id) return { problem: 'altered', ...at, message: `the record at position ${link.position} is signed with key ${e.keyId}, not the verification key ${key.id}` };
-  if (!hmacMatches(key, e)) return { problem: 'altered', ...at, message: `the record at position ${link.position} no longer matches its HMAC` };
+const authentic = (key: AuditKey, e: AuditEventRow) => e.keyId === key.id && hmacMatches(key, e);
+
+function recordProblem(key: AuditKey, position: number, e: AuditEventRow): Problem | undefined {
+  const at = { position, eventId: e.id };
+  if (e.keyId !== key.id) return { problem: 'altered', ...at, message: `record ${e.id} (seal ${position}) is signed with key ${e.keyId}, not the verification key ${key.id}` };
+  if (!hmacMatches(key, e)) return { problem: 'altered', ...at, message: `record ${e.id} (seal ${position}) no longer matches its HMAC` };
   return undefined;
 }
 
 export async function verifyTenant(db: Db, key: AuditKey, tenantId: string, o: VerifyOptions = {}): Promise<VerifyResult> {
-  const pageSize = o.pageSize ?? 1000;
-  const marginMs = o.marginMs ?? SEAL_DEFAULTS.marginMs;
+  const pageSize = o.pageSize ?? 50;
   let checked = 0;
   const fail = (p: Problem): VerifyResult => ({ ok: false, tenantId, checked, ...p });
 
-  const chainPage = (afterPosition: number) =>
+  const sealPage = (afterPosition: number) =>
     db.read(tenantId, (q) =>
-      q
-        .select()
-        .from(auditChain)
-        .leftJoin(auditEvents, and(eq(auditEvents.tenantId, auditChain.tenantId), eq(auditEvents.id, auditChain.eventId)))
-        .where(and(eq(auditChain.tenantId, tenantId), gt(auditChain.position, afterPosition)))
-        .orderBy(asc(auditChain.position))
-        .limit(pageSize),
+      q.select().from(auditSeals).where(and(eq(auditSeals.tenantId, tenantId), gt(auditSeals.position, afterPosition))).orderBy(asc(auditSeals.position)).limit(pageSize),
     );
+  const txidRange = (from: string, to?: string) =>
+    to === undefined ? sql`${auditEvents.txid} >= ${from}::xid8` : sql`${auditEvents.txid} >= ${from}::xid8 and ${auditEvents.txid} < ${to}::xid8`;
+  const recordsIn = (from: string, to?: string) =>
+    db.read(tenantId, (q) =>
+      q.select().from(auditEvents).where(and(eq(auditEvents.tenantId, tenantId), txidRange(from, to))).orderBy(asc(auditEvents.txid), asc(auditEvents.id)),
+    );
+  const exists = async (id: string) =>
+    (await db.read(tenantId, (q) => q.select({ id: auditEvents.id }).from(auditEvents).where(and(eq(auditEvents.tenantId, tenantId), eq(auditEvents.id, id))))).length > 0;
 
-  /**
-   * A link that does not recompute at `position`: is the link sealed there elsewhere in the
-   * chain? Only called on failure, so reading the rest of the chain again is affordable.
-   */
+  /** A seal that does not recompute at `position`: was the seal made for this position moved elsewhere? */
   async function movedFrom(position: number, prevHash: string): Promise<number | undefined> {
     for (let after = 0; ; ) {
-      const rows = await chainPage(after);
-      for (const { audit_chain: c } of rows) {
-        if (c.position !== position && chainHash(key, prevHash, position, c.eventId, c.eventHmac) === c.hash) return c.position;
+      const rows = await sealPage(after);
+      for (const c of rows) {
+        if (c.position !== position && hashAt(c, position, prevHash) === c.hash) return c.position;
       }
       if (rows.length < pageSize) return undefined;
-      after = rows.at(-1)!.audit_chain.position;
+      after = rows.at(-1)!.position;
     }
+  }
+  const hashAt = (c: AuditSealRow, position: number, prevHash: string) =>
+    sealHash(key, prevHash, { position, fromTxid: c.fromTxid, toTxid: c.toTxid, count: c.eventIds.length, digest: c.digest });
+
+  /** What is wrong with the records of seal `c`, if anything. */
+  async function rangeProblem(c: AuditSealRow): Promise<Problem | undefined> {
+    const records = await recordsIn(c.fromTxid, c.toTxid);
+    const listed = new Set(c.eventIds);
+    const present = new Set(records.map((e) => e.id));
+    for (const id of c.eventIds) {
+      if (present.has(id)) continue;
+      return (await exists(id))
+        ? { problem: 'reordered', position: c.position, eventId: id, message: `record ${id}, sealed in seal ${c.position}, now lies outside that seal's range` }
+        : { problem: 'removed', position: c.position, eventId: id, message: `record ${id}, sealed in seal ${c.position}, is gone` };
+    }
+    for (const e of records) {
+      if (listed.has(e.id)) continue;
+      return authentic(key, e)
+        ? { problem: 'reordered', position: c.position, eventId: e.id, message: `record ${e.id} lies in the range of seal ${c.position}, which does not list it (it was moved there)` }
+        : { problem: 'inserted', position: c.position, eventId: e.id, message: `record ${e.id} in the range of seal ${c.position} was never sealed nor signed by the application` };
+    }
+    for (const [i, e] of records.entries()) {
+      if (e.id !== c.eventIds[i]) return { problem: 'reordered', position: c.position, eventId: e.id, message: `record ${e.id} is no longer where seal ${c.position} put it` };
+      const p = recordProblem(key, c.position, e);
+      if (p) return p;
+    }
+    if (digestOf(records) !== c.digest) return { problem: 'altered', position: c.position, message: `the records of seal ${c.position} carry other HMACs than the ones sealed` };
+    return undefined;
   }
 
   let prevHash = genesisOf(tenantId);
+  let prevTo = FIRST_TXID;
   let expected = 1;
-  let lastOccurredAt: Date | undefined;
   for (;;) {
-    const rows = await chainPage(expected - 1);
-    for (const { audit_chain: c, audit_events: e } of rows) {
+    const rows = await sealPage(expected - 1);
+    for (const c of rows) {
       if (c.position !== expected) {
-        return fail({ problem: 'removed', position: expected, message: `chain position ${expected} is missing (next is ${c.position})` });
+        return fail({ problem: 'removed', position: expected, message: `seal ${expected} is missing (next is ${c.position})` });
       }
-      if (chainHash(key, prevHash, c.position, c.eventId, c.eventHmac) !== c.hash) {
-        // A record the application never signed behind a link that does not recompute: both were
-        // put there (shifting the links after them, if it was spliced in).
-        if (recordProblem(key, c, e)) {
-          return fail({ problem: 'inserted', position: c.position, eventId: c.eventId, message: `position ${c.position} holds a link and record the application never sealed nor signed` });
-        }
+      if (hashAt(c, c.position, prevHash) !== c.hash) {
+        // A seal that does not recompute over a record the application never signed: both were put there.
+        const forged = (await recordsIn(c.fromTxid, c.toTxid)).find((e) => !authentic(key, e));
+        if (forged) return fail({ problem: 'inserted', position: c.position, eventId: forged.id, message: `seal ${c.position} and record ${forged.id} were never sealed nor signed by the application` });
         const from = await movedFrom(c.position, prevHash);
-        if (from !== undefined) {
-          return fail({ problem: 'reordered', position: c.position, eventId: c.eventId, message: `the link sealed at position ${c.position} is now at position ${from}` });
-        }
-        return fail({ problem: 'bad-chain', position: c.position, eventId: c.eventId, message: `the link at position ${c.position} does not recompute` });
+        if (from !== undefined) return fail({ problem: 'reordered', position: c.position, message: `the seal made for position ${c.position} is now at position ${from}` });
+        return fail({ problem: 'bad-chain', position: c.position, message: `seal ${c.position} does not recompute` });
       }
-      const p = recordProblem(key, c, e);
+      if (c.fromTxid !== prevTo) {
+        return fail({ problem: 'bad-chain', position: c.position, message: `seal ${c.position} starts at transaction ${c.fromTxid}, not where seal ${c.position - 1} ended (${prevTo})` });
+      }
+      const p = await rangeProblem(c);
       if (p) return fail(p);
       if (o.head && c.position === o.head.position && c.hash !== o.head.hash) {
-        return fail({ problem: 'bad-chain', position: c.position, eventId: c.eventId, message: `the link at position ${c.position} differs from the recorded head` });
+        return fail({ problem: 'bad-chain', position: c.position, message: `seal ${c.position} differs from the recorded head` });
       }
-      checked++;
+      checked += c.eventIds.length;
       prevHash = c.hash;
+      prevTo = c.toTxid;
       expected++;
-      lastOccurredAt = e!.occurredAt;
     }
     if (rows.length < pageSize) break;
   }
-  const sealed = expected - 1;
-  if (o.head && o.head.position > sealed) {
-    return fail({ problem: 'removed', position: sealed + 1, message: `the chain ends at position ${sealed}, before the recorded head at position ${o.head.position}: its tail was removed` });
+  const seals = expected - 1;
+  if (o.head && o.head.position > seals) {
+    return fail({ problem: 'removed', position: seals + 1, message: `the chain ends at seal ${seals}, before the recorded head at seal ${o.head.position}: its tail was removed` });
   }
+  const sealed = checked;
 
-  // Records with no link. The sealer looks no further back than marginMs before the last sealed
-  // record, so an authentic record older than that will never be sealed.
-  const windowStart = lastOccurredAt ? lastOccurredAt.getTime() - marginMs : -Infinity;
+  // Records after the last seal's range: not sealed yet. Each must still be authentic.
   let pending = 0;
-  let after: AuditEventRow | undefined;
-  const seen = new Set<string>();
-  for (;;) {
-    const rows = await db.read(tenantId, (q) =>
-      q
-        .select()
-        .from(auditEvents)
-        .where(
-          and(
-            eq(auditEvents.tenantId, tenantId),
-            after ? sql`(${auditEvents.occurredAt}, ${auditEvents.id}) >= (${after.occurredAt.toISOString()}::timestamptz, ${after.id}::uuid)` : undefined,
-            notExists(
-              q
-                .select({ one: sql`1` })
-                .from(auditChain)
-                .where(and(eq(auditChain.tenantId, auditEvents.tenantId), eq(auditChain.eventId, auditEvents.id))),
-            ),
-          ),
-        )
-        .orderBy(asc(auditEvents.occurredAt), asc(auditEvents.id))
-        .limit(pageSize),
-    );
-    let fresh = 0;
-    for (const e of rows) {
-      // Milliseconds come back where the column may hold microseconds (a hand-made row), so the
-      // keyset above is inclusive and rows already seen are skipped.
-      if (seen.has(e.id)) continue;
-      seen.add(e.id);
-      fresh++;
-      if (e.keyId !== key.id || !hmacMatches(key, e)) {
-        return fail({ problem: 'inserted', eventId: e.id, message: `unsealed record ${e.id} was not signed by the application (its HMAC does not verify)` });
-      }
-      if (e.occurredAt.getTime() < windowStart) {
-        return fail({ problem: 'unsealed', eventId: e.id, message: `record ${e.id} was never sealed, though it is older than the sealer's window` });
-      }
-      pending++;
-      checked++;
-    }
-    if (rows.length < pageSize || fresh === 0) break;
-    after = rows.at(-1);
+  for (const e of await recordsIn(prevTo)) {
+    if (!authentic(key, e)) return fail({ problem: 'inserted', eventId: e.id, message: `unsealed record ${e.id} was not signed by the application (its HMAC does not verify)` });
+    pending++;
+    checked++;
   }
-  return { ok: true, tenantId, checked, sealed, pending, head: sealed > 0 ? { position: sealed, hash: prevHash } : null };
+  return { ok: true, tenantId, checked, sealed, pending, head: seals > 0 ? { position: seals, hash: prevHash } : null };
 }
 
 /** One line for the operator: ids, positions and key ids only, never record contents. */

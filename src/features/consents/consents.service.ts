@@ -7,7 +7,7 @@
 // carrying patient data; research exports; marketing; reminders) must call requireConsent inside
 // its own transaction, before it acts.
 import { and, eq, isNull } from 'drizzle-orm';
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from '../../platform/ids.js';
 import { authorize, patientScope } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import { AppError, notFound, OutOfScope } from '../../errors.js';
@@ -57,7 +57,7 @@ async function assertLivePatient(q: Querier, tenantId: string, patientId: string
 
 /** Records a decision (a new row, never a change of an old one). */
 export function recordConsent(ctx: Ctx, patientId: string, input: ConsentInput): Promise<Consent> {
-  const id = uuidv7();
+  const id = newId();
   const change = access('consent', patientId, id, { purpose: input.purpose, decision: input.decision });
   return auditedWrite(ctx, change, async () => {
     authorize(ctx.principal, 'consents:write');

@@ -65,7 +65,10 @@ export function createRedisEventBus(o: RedisEventBusOptions): EventBus {
   for (const [name, c] of [['publisher', pub], ['subscriber', sub]] as const) {
     c.on('error', (err: Error) => o.log.warn({ err: { message: err.message }, client: name }, 'events: redis connection error'));
   }
-  sub.subscribe(channel).catch((err: unknown) => o.log.error({ err }, 'events: subscribing to redis failed'));
+  let closing = false;
+  sub.subscribe(channel).catch((err: unknown) => {
+    if (!closing) o.log.error({ err }, 'events: subscribing to redis failed');
+  });
   sub.on('message', (ch: string, message: string) => {
     if (ch !== channel) return;
     try {
@@ -86,7 +89,11 @@ export function createRedisEventBus(o: RedisEventBusOptions): EventBus {
       }
     },
     async close() {
-      await Promise.allSettled([pub.quit(), sub.quit()]);
+      // disconnect, not quit: quit waits for a connection that may never come (Redis down), and
+      // nothing is pending here (every publish was awaited by its caller).
+      closing = true;
+      pub.disconnect();
+      sub.disconnect();
     },
   };
 }

@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from '../../platform/ids.js';
 import { authorize } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import { AppError, notFound } from '../../errors.js';
@@ -29,7 +29,7 @@ const inputOf = ({ name, address, timeZone }: Location): LocationInput => ({ nam
 export async function createLocation(ctx: Ctx, input: LocationInput): Promise<Location> {
   authorize(ctx.principal, 'locations:write');
   const now = ctx.now();
-  const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, name: input.name, address: input.address ?? null, timeZone: input.timeZone, createdAt: now, updatedAt: now };
+  const row = { tenantId: ctx.tenantId, id: newId(), version: 1, name: input.name, address: input.address ?? null, timeZone: input.timeZone, createdAt: now, updatedAt: now };
   return cachePut(ctx, 'locations', await writeTx(ctx, async (q) => {
     await q.insert(locations).values({ ...row, writeMeta: writeMeta(ctx, now, { type: 'location.created' }) });
     return toLocation({ ...row, deletedAt: null });

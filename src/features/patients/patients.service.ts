@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from '../../platform/ids.js';
 import { authorize, patientScope } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import { AppError, notFound, OutOfScope, validationFailed, type ErrorDetail } from '../../errors.js';
@@ -95,7 +95,7 @@ const access = (action: AuditAction, id: string): AuditEntry => ({ action, resou
 export const changed = (kind: 'created' | 'updated' | 'deleted', id: string) => ({ type: `patient.${kind}`, patientId: id });
 
 export function createPatient(ctx: Ctx, input: PatientInput): Promise<Patient> {
-  const id = uuidv7();
+  const id = newId();
   return auditedWrite(ctx, access('create', id), async () => {
     authorize(ctx.principal, 'patients:write');
     checkRules(ctx, input);

@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from '../../platform/ids.js';
 import { authorize } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import { AppError, notFound, validationFailed, type ErrorDetail } from '../../errors.js';
@@ -66,7 +66,7 @@ async function uniqueNpi<T>(write: Promise<T>): Promise<T> {
 export async function createProvider(ctx: Ctx, input: ProviderInput): Promise<Provider> {
   authorize(ctx.principal, 'providers:write');
   const now = ctx.now();
-  const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, ...columnsOf(input), createdAt: now, updatedAt: now };
+  const row = { tenantId: ctx.tenantId, id: newId(), version: 1, ...columnsOf(input), createdAt: now, updatedAt: now };
   return cachePut(ctx, 'providers', await uniqueNpi(
     writeTx(ctx, async (q) => {
       await checkRules(q, ctx.tenantId, input);

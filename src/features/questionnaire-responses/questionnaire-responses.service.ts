@@ -2,7 +2,7 @@
 // (validated against the pinned questionnaire and scored by the server), and amend a submitted
 // response with a new one. Submitted responses ('completed', 'amended') never change.
 import { and, eq, type SQL } from 'drizzle-orm';
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from '../../platform/ids.js';
 import { authorize } from '../../auth/permissions.js';
 import type { Principal } from '../../auth/principal.js';
 import type { Ctx } from '../../context.js';
@@ -118,7 +118,7 @@ async function assertPatient(ctx: Ctx, q: Querier, patientId: string): Promise<v
 }
 
 export function createResponse(ctx: Ctx, input: ResponseCreate): Promise<QuestionnaireResponse> {
-  const id = uuidv7();
+  const id = newId();
   return auditedWrite(ctx, access('create', id, input.patientId), () => startResponse(ctx, id, input));
 }
 
@@ -245,8 +245,8 @@ export function submitResponse(ctx: Ctx, id: string, expectedVersion: number | u
 
 /** A new, submitted response that corrects a submitted one; the original stays as it was. */
 export function amendResponse(ctx: Ctx, id: string, input: ResponseAmend): Promise<QuestionnaireResponse> {
-  const newId = uuidv7();
-  return auditedWrite(ctx, access('create', newId, undefined, { amends: id }), () => amend(ctx, id, newId, input));
+  const amendmentId = newId();
+  return auditedWrite(ctx, access('create', amendmentId, undefined, { amends: id }), () => amend(ctx, id, amendmentId, input));
 }
 
 async function amend(ctx: Ctx, id: string, newId: string, input: ResponseAmend): Promise<QuestionnaireResponse> {

@@ -1,7 +1,7 @@
 // Questionnaire definitions: import (a FHIR Questionnaire, or a Bundle folded into one), read,
 // list, the draft → active → retired lifecycle, and edits, which only drafts take: responses refer
 // to active and retired questionnaires, so those never change beyond their status.
-import { v7 as uuidv7 } from 'uuid';
+import { newId } from '../../platform/ids.js';
 import { authorize } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import { AppError, notFound, validationFailed, type ErrorDetail } from '../../errors.js';
@@ -102,7 +102,7 @@ export async function createQuestionnaire(ctx: Ctx, body: unknown, query: Questi
   const resource = definitionOf(body, { externalValueSets: query.allowExternalValueSets ? 'any' : new Set() });
   if (resource.status !== 'draft') authorize(ctx.principal, 'questionnaires:publish');
   const now = ctx.now();
-  const row = { tenantId: ctx.tenantId, id: uuidv7(), version: 1, ...columnsOf(resource), createdAt: now, updatedAt: now };
+  const row = { tenantId: ctx.tenantId, id: newId(), version: 1, ...columnsOf(resource), createdAt: now, updatedAt: now };
   return cachePut(ctx, 'questionnaires', await writeTx(ctx, async (q) => {
     await q.insert(questionnaires).values({ ...row, writeMeta: writeMeta(ctx, now, { type: 'questionnaire.created' }) });
     return toView({ ...row, deletedAt: null });
