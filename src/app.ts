@@ -15,6 +15,7 @@ import { questionnairesRoutes } from './features/questionnaires/questionnaires.r
 import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerIdempotency } from './http/idempotency.js';
+import { registerMetrics } from './http/metrics.js';
 import { healthRoutes } from './http/health.routes.js';
 import { jwksRoutes } from './http/jwks.routes.js';
 import { registerOpenApi } from './http/openapi.js';
@@ -43,6 +44,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
 
   registerErrorHandling(app);
+  registerMetrics(app, deps);
   registerRequestContext(app);
   registerAuth(app, deps.verify, deps.tenants);
   registerIdempotency(app);

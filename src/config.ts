@@ -93,6 +93,10 @@ const schema = z
     ENCRYPTION_KEYS: encryptionKeys.optional(),
     BLIND_INDEX_KEY: blindIndexKey.optional(),
     ENCRYPTED_IDENTIFIER_SYSTEMS: identifierSystems.optional(),
+    // Prometheus: /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when set; with
+    // METRICS_PORT it is served on that port (e.g. bound to an internal network) instead of the API's.
+    METRICS_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
+    METRICS_PORT: int(0, 1, 65535).optional(),
     EVENTS_RETENTION_HOURS: int(24, 1, 24 * 90),
     EVENTS_DISPATCH_INTERVAL_MS: int(100, 10, 10_000),
     // Real time (src/http/realtime): SSE and WebSocket delivery, tickets, rooms.
@@ -177,6 +181,7 @@ export interface Config {
     /** Patient identifier systems whose values are encrypted (exact URIs). */
     readonly identifierSystems: readonly string[];
   };
+  readonly metrics: { readonly token?: string; readonly port?: number };
   readonly events: {
     /** How long dispatched events stay replayable (a resume from before that: resync-required). */
     readonly retentionMs: number;
@@ -260,5 +265,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       identifierSystems: c.ENCRYPTED_IDENTIFIER_SYSTEMS ?? DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS,
     },
     events: { retentionMs: c.EVENTS_RETENTION_HOURS * 3_600_000, dispatchIntervalMs: c.EVENTS_DISPATCH_INTERVAL_MS },
+    metrics: { ...(c.METRICS_TOKEN ? { token: c.METRICS_TOKEN } : {}), ...(c.METRICS_PORT ? { port: c.METRICS_PORT } : {}) },
   });
 }

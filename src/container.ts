@@ -15,6 +15,8 @@ import type { EventBus, EventLog } from './features/events/events.js';
 import { createCache, type Cache } from './platform/cache/index.js';
 import { loadKeyRing } from './platform/crypto/index.js';
 import { createDb } from './platform/db/index.js';
+import { instrumentDb } from './platform/metrics/instrumented-db.js';
+import { createMetrics, type Metrics } from './platform/metrics/metrics.js';
 import type { Db } from './platform/db/db.js';
 import type { Logger } from './platform/log.js';
 
@@ -35,6 +37,8 @@ export interface Deps {
   /** Present when tokens come from the built-in development issuer. */
   readonly devIssuer?: DevIssuer;
   readonly now: () => Date;
+  /** This instance's Prometheus registry and the metrics the code updates directly. */
+  readonly metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -47,7 +51,8 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
   // First, before any connection: an unreadable development key file stops the start here
   // (weak, malformed or missing keys in the environment were already refused by loadConfig).
   const keys = loadFieldKeys(config.encryption);
-  const db = await createDb(config.database, (err) => log.warn({ err }, 'database pool: idle client error'));
+  const metrics = createMetrics();
+  const db = instrumentDb(await createDb(config.database, (err) => log.warn({ err }, 'database pool: idle client error')), metrics);
   try {
     const a = config.auth;
     const devIssuer = a.kind === 'dev' ? await loadDevIssuer(a.keyDir, a.issuer, a.audience) : undefined;
@@ -61,7 +66,16 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const d = config.database;
     // Instances of one deployment share the events channel: the database they write to names it.
     const bus = config.redisUrl ? createRedisEventBus({ url: config.redisUrl, log, scope: d.kind === 'postgres' ? withoutPassword(d.url) : d.dataDir }) : createMemoryEventBus(log);
-    const stopDispatcher = startDispatcher(db, bus, log, { intervalMs: config.events.dispatchIntervalMs, retentionMs: config.events.retentionMs });
+    const stopDispatcher = startDispatcher(db, bus, log, {
+      intervalMs: config.events.dispatchIntervalMs,
+      retentionMs: config.events.retentionMs,
+      onPass: (events) => {
+        const now = Date.now();
+        metrics.outboxLag.set(events.reduce((lag, e) => Math.max(lag, (now - Date.parse(e.occurredAt)) / 1000), 0));
+        metrics.eventsDispatched.inc(events.length);
+      },
+    });
+    registerSourceMetrics(metrics, db, cache, audit);
     return {
       config,
       log,
@@ -75,6 +89,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       verify,
       ...(devIssuer ? { devIssuer } : {}),
       now: () => new Date(),
+      metrics,
       async close() {
         // Pending read audits and committed events are written and dispatched before the database goes.
         await stopDispatcher();
@@ -95,4 +110,20 @@ function withoutPassword(url: string): string {
   const u = new URL(url);
   u.password = '';
   return u.toString();
+}
+
+/** Metrics read from the adapters' own counters when Prometheus scrapes. */
+function registerSourceMetrics(m: Metrics, db: Db, cache: Cache, audit: Auditor): void {
+  m.cumulative('cache_hits_total', 'Cache reads that found the entry', () => cache.stats().hits);
+  m.cumulative('cache_misses_total', 'Cache reads that did not find the entry', () => cache.stats().misses);
+  m.cumulative('cache_errors_total', 'Failed cache operations (Redis unreachable, timeouts); the request went on without the cache', () => cache.stats().errors);
+  m.gauge('audit_records_pending', 'Read audit records waiting for their batched insert', () => audit.stats().pending);
+  m.cumulative('audit_flush_failures_total', 'Batched audit inserts that failed (retried)', () => audit.stats().failedFlushes);
+  m.cumulative('audit_records_dropped_total', 'Audit records dropped because the pending bound was exceeded during a long outage', () => audit.stats().dropped);
+  const pool = db.poolStats?.bind(db);
+  if (pool) {
+    m.gauge('db_pool_in_use', 'Pooled connections running a query or transaction', () => pool().inUse);
+    m.gauge('db_pool_idle', 'Pooled connections idle', () => pool().idle);
+    m.gauge('db_pool_waiting', 'Requests waiting for a pooled connection', () => pool().waiting);
+  }
 }

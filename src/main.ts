@@ -247,6 +247,8 @@ async function serve(config: Config): Promise<number> {
   }
   const app = await buildApp(deps);
   await app.listen({ port: config.port, host: config.host });
+  const { startMetricsServer } = await import('./http/metrics-server.js');
+  const metricsServer = config.metrics.port ? await startMetricsServer(deps.metrics.registry, config.metrics.port, config.host, config.metrics.token) : undefined;
   const stopSweeper = startKeySweeper(deps.db, log);
   const stopSealer = startAuditSealer({ db: deps.db, key: deps.audit.key }, log);
 
@@ -261,6 +263,7 @@ async function serve(config: Config): Promise<number> {
     }, config.shutdownTimeoutMs);
     force.unref();
     stopSweeper();
+    metricsServer?.close();
     app
       .close()
       // A sealing pass in progress finishes before the database goes.

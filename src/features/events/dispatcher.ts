@@ -16,6 +16,8 @@ export interface DispatcherOptions {
   retentionMs: number;
   /** How often retention runs. */
   purgeEveryMs?: number;
+  /** Told after every pass what it dispatched (metrics). */
+  onPass?: (events: readonly ScopedEvent[]) => void;
 }
 
 // The dispatch function works across tenants (SECURITY DEFINER); the session's own tenant
@@ -51,6 +53,7 @@ export function startDispatcher(db: Db, bus: EventBus, log: Logger, o: Dispatche
     const events = await dispatchOnce(db, batch);
     // Stored first, then published: a publish that fails loses nothing (transports read gaps back).
     if (events.length > 0) await bus.publish(events);
+    o.onPass?.(events);
     if (Date.now() - lastPurge >= purgeEveryMs) {
       lastPurge = Date.now();
       const removed = await purgeEvents(db, o.retentionMs);

@@ -25,6 +25,8 @@ export interface Db {
   tx<T>(tenantId: string, fn: (q: Querier) => Promise<T>): Promise<T>;
   /** Runs fn on a connection with the owner role (migrations, seeding checks, tests). */
   withOwner<T>(fn: (s: OwnerSession) => Promise<T>): Promise<T>;
+  /** The connection pool's state (PostgreSQL; PGlite has one connection and no pool). */
+  poolStats?(): { inUse: number; idle: number; waiting: number };
   /** Resolves when the database answers a trivial query within timeoutMs. */
   ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;

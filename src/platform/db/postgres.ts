@@ -83,6 +83,7 @@ export async function createPostgresDb(o: PostgresOptions): Promise<Db> {
         await client.end();
       }
     },
+    poolStats: () => ({ inUse: pool.totalCount - pool.idleCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async ping(timeoutMs) {
       await withTimeout(pool.query('select 1'), timeoutMs, 'database ping');
     },
