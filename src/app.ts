@@ -16,6 +16,7 @@ import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerIdempotency } from './http/idempotency.js';
 import { registerMetrics } from './http/metrics.js';
+import { registerRateLimits } from './http/rate-limit.js';
 import { healthRoutes } from './http/health.routes.js';
 import { jwksRoutes } from './http/jwks.routes.js';
 import { registerOpenApi } from './http/openapi.js';
@@ -29,6 +30,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     loggerInstance: deps.log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }), // one line per request, written by request-context
     genReqId: requestIdOf,
+    // A hop count is valid at run time (Fastify passes it to proxy-addr) though missing from the types.
+    trustProxy: deps.config.trustProxy as boolean | string[],
     bodyLimit: deps.config.bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -46,7 +49,10 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   registerErrorHandling(app);
   registerMetrics(app, deps);
   registerRequestContext(app);
+  const rateLimits = registerRateLimits(app, deps);
+  rateLimits.beforeAuth();
   registerAuth(app, deps.verify, deps.tenants);
+  rateLimits.afterAuth();
   registerIdempotency(app);
   await registerOpenApi(app, API_VERSION);
 

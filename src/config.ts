@@ -1,5 +1,6 @@
 // The one place that reads the environment. Everything else receives a frozen Config.
 import { z } from 'zod';
+import { RATE_LIMIT_GROUPS, type GroupLimit, type RateLimitGroup } from './platform/ratelimit/limiters.js';
 import { parseKeyList, parseSingleKey, type EncryptionKey } from './platform/crypto/key-material.js';
 import { DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS } from './platform/crypto/sensitive-identifiers.js';
 
@@ -97,6 +98,26 @@ const schema = z
     // METRICS_PORT it is served on that port (e.g. bound to an internal network) instead of the API's.
     METRICS_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
     METRICS_PORT: int(0, 1, 65535).optional(),
+    // Rate limits per route group: points per window (seconds), per tenant + user, or per client IP
+    // when anonymous (src/http/rate-limit.ts).
+    RATE_LIMIT_READ_POINTS: int(3000, 1, 1_000_000_000),
+    RATE_LIMIT_READ_DURATION: int(60, 1, 86_400),
+    RATE_LIMIT_WRITE_POINTS: int(600, 1, 1_000_000_000),
+    RATE_LIMIT_WRITE_DURATION: int(60, 1, 86_400),
+    RATE_LIMIT_AUTH_POINTS: int(20, 1, 1_000_000_000),
+    RATE_LIMIT_AUTH_DURATION: int(60, 1, 86_400),
+    RATE_LIMIT_EXPORT_POINTS: int(10, 1, 1_000_000_000),
+    RATE_LIMIT_EXPORT_DURATION: int(60, 1, 86_400),
+    RATE_LIMIT_SYNC_POINTS: int(10, 1, 1_000_000_000),
+    RATE_LIMIT_SYNC_DURATION: int(60, 1, 86_400),
+    RATE_LIMIT_REALTIME_POINTS: int(30, 1, 1_000_000_000),
+    RATE_LIMIT_REALTIME_DURATION: int(60, 1, 86_400),
+    // Which proxies to trust for the client IP (X-Forwarded-For): unset/false: none; true: all;
+    // a number: that many hops; otherwise a comma-separated list of addresses or CIDRs.
+    TRUST_PROXY: z
+      .string()
+      .transform((v) => (v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v.split(',').map((s) => s.trim()).filter(Boolean)))
+      .optional(),
     EVENTS_RETENTION_HOURS: int(24, 1, 24 * 90),
     EVENTS_DISPATCH_INTERVAL_MS: int(100, 10, 10_000),
     // Real time (src/http/realtime): SSE and WebSocket delivery, tickets, rooms.
@@ -182,6 +203,9 @@ export interface Config {
     readonly identifierSystems: readonly string[];
   };
   readonly metrics: { readonly token?: string; readonly port?: number };
+  readonly rateLimits: Readonly<Record<RateLimitGroup, GroupLimit>>;
+  /** Fastify's trustProxy: which proxies' X-Forwarded-For to believe for the client IP. */
+  readonly trustProxy: boolean | number | readonly string[];
   readonly events: {
     /** How long dispatched events stay replayable (a resume from before that: resync-required). */
     readonly retentionMs: number;
@@ -265,6 +289,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       identifierSystems: c.ENCRYPTED_IDENTIFIER_SYSTEMS ?? DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS,
     },
     events: { retentionMs: c.EVENTS_RETENTION_HOURS * 3_600_000, dispatchIntervalMs: c.EVENTS_DISPATCH_INTERVAL_MS },
+    rateLimits: Object.fromEntries(RATE_LIMIT_GROUPS.map((g) => [g, { points: c[`RATE_LIMIT_${g}_POINTS`], durationSeconds: c[`RATE_LIMIT_${g}_DURATION`] }])) as Record<RateLimitGroup, GroupLimit>,
+    trustProxy: c.TRUST_PROXY ?? false,
     metrics: { ...(c.METRICS_TOKEN ? { token: c.METRICS_TOKEN } : {}), ...(c.METRICS_PORT ? { port: c.METRICS_PORT } : {}) },
   });
 }

@@ -14,6 +14,8 @@ export interface Metrics {
   /** Seconds between an event's change and its dispatch, for the last dispatched batch (0 when the outbox is empty). */
   readonly outboxLag: Gauge;
   readonly eventsDispatched: Counter;
+  /** A labelled counter the caller increments. */
+  counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L>;
   /** A gauge read when scraped. */
   gauge(name: string, help: string, read: () => number): void;
   /** A counter fed from a cumulative count that something else keeps (e.g. the cache's stats), read when scraped. */
@@ -45,6 +47,9 @@ export function createMetrics(): Metrics {
     }),
     outboxLag: new Gauge({ name: 'outbox_lag_seconds', help: 'Age of the oldest event in the last dispatched batch when it was dispatched (0: outbox empty)', registers }),
     eventsDispatched: new Counter({ name: 'events_dispatched_total', help: 'Outbox events dispatched by this instance', registers }),
+    counter(name, help, labelNames) {
+      return new Counter({ name, help, labelNames: [...labelNames], registers });
+    },
     gauge(name, help, read) {
       new Gauge({ name, help, registers, collect() { this.set(read()); } });
     },

@@ -1,0 +1,82 @@
+// Rate limits on /v1 routes, per route group (platform/ratelimit): authenticated requests by
+// tenant + user, anonymous ones by client IP (TRUST_PROXY decides which address that is).
+//
+// - READ (GET/HEAD), WRITE (other methods), EXPORT (…/export), REALTIME (GET /v1/events, /v1/ws),
+//   AUTH (issuing real-time tickets; and failed authentications, by IP), SYNC (schedule sync).
+// - Every limited response carries RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset
+//   (seconds); a refusal is 429 RATE_LIMITED with Retry-After.
+// - Failed authentications (401) cost the client IP a point of AUTH; once they are spent, further
+//   requests from that IP are refused before their token is even checked. This instance only
+//   checks IPs it has seen fail (so a clean request costs no lookup), against the shared count.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Deps } from '../container.js';
+import { AppError } from '../errors.js';
+import { createRateLimiters, type RateLimitGroup, type Verdict } from '../platform/ratelimit/limiters.js';
+
+export function groupOf(method: string, url: string): RateLimitGroup {
+  if (url === '/v1/events' || url === '/v1/ws') return 'REALTIME';
+  if (url === '/v1/realtime/tickets') return 'AUTH';
+  if (url.endsWith('/export')) return 'EXPORT';
+  if (url.startsWith('/v1/sync') || url.endsWith('/sync')) return 'SYNC';
+  return method === 'GET' || method === 'HEAD' ? 'READ' : 'WRITE';
+}
+
+function setHeaders(reply: FastifyReply, v: Verdict): void {
+  reply.header('RateLimit-Limit', v.limit).header('RateLimit-Remaining', v.remaining).header('RateLimit-Reset', v.resetSeconds);
+}
+
+const refused = (v: Verdict) => new AppError('RATE_LIMITED', `Too many requests; retry in ${v.resetSeconds} s`, undefined, { 'Retry-After': String(v.resetSeconds) });
+
+export function registerRateLimits(app: FastifyInstance, deps: Deps): { beforeAuth(): void; afterAuth(): void } {
+  const limiters = createRateLimiters({ limits: deps.config.rateLimits, log: deps.log, ...(deps.config.redisUrl ? { redisUrl: deps.config.redisUrl } : {}) });
+  deps.metrics.cumulative('rate_limit_fallbacks_total', 'Rate-limit checks made by the in-memory limiter because Redis was unavailable', () => limiters.stats().fallbacks);
+  const rejections = deps.metrics.counter('rate_limit_rejections_total', 'Requests refused with 429 by route group', ['group']);
+  // IPs this instance has seen fail authentication recently (bounded; oldest forgotten first).
+  const failing = new Map<string, number>();
+  const authWindowMs = deps.config.rateLimits.AUTH.durationSeconds * 1000;
+  const limited = (request: FastifyRequest) => request.routeOptions.url?.startsWith('/v1/') === true;
+  app.addHook('onClose', () => limiters.close());
+
+  return {
+    // Before authentication: an IP whose failed attempts are spent is refused without checking its token.
+    beforeAuth() {
+      app.addHook('onRequest', async (request, reply) => {
+        if (!limited(request)) return;
+        const since = failing.get(request.ip);
+        if (since === undefined) return;
+        if (Date.now() - since > authWindowMs) {
+          failing.delete(request.ip);
+          return;
+        }
+        const v = await limiters.peek('AUTH', `ip:${request.ip}`);
+        if (!v.allowed) {
+          setHeaders(reply, v);
+          rejections.inc({ group: 'AUTH' });
+          throw refused(v);
+        }
+      });
+      app.addHook('onResponse', async (request) => {
+        if (request.errorCode !== 'UNAUTHENTICATED' || !limited(request)) return;
+        failing.delete(request.ip);
+        failing.set(request.ip, Date.now());
+        if (failing.size > 10_000) failing.delete(failing.keys().next().value!);
+        await limiters.consume('AUTH', `ip:${request.ip}`).catch((err: unknown) => request.log.warn({ err }, 'rate limit: counting a failed authentication failed'));
+      });
+    },
+    // After authentication: the request's own group, by user when there is one.
+    afterAuth() {
+      app.addHook('onRequest', async (request, reply) => {
+        const url = request.routeOptions.url;
+        if (url === undefined || !limited(request)) return;
+        const group = groupOf(request.method, url);
+        const key = request.principal ? `t:${request.principal.tenantId}:u:${request.principal.sub}` : `ip:${request.ip}`;
+        const v = await limiters.consume(group, key);
+        setHeaders(reply, v);
+        if (!v.allowed) {
+          rejections.inc({ group });
+          throw refused(v);
+        }
+      });
+    },
+  };
+}
