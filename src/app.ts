@@ -16,10 +16,12 @@ import { registerAuth } from './http/auth.js';
 import { registerErrorHandling } from './http/error-handler.js';
 import { registerIdempotency } from './http/idempotency.js';
 import { registerMetrics } from './http/metrics.js';
+import { registerSecurity } from './http/security.js';
 import { registerRateLimits } from './http/rate-limit.js';
 import { healthRoutes } from './http/health.routes.js';
 import { jwksRoutes } from './http/jwks.routes.js';
 import { registerOpenApi } from './http/openapi.js';
+import { realtimeRoutes } from './http/realtime/realtime.plugin.js';
 import { registerRequestContext, requestIdOf } from './http/request-context.js';
 import { coercingAjv, strictAjv } from './platform/validation.js';
 
@@ -38,15 +40,19 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     // The serializer's own ajv only needs to know our custom formats exist (it never validates them).
     serializerOpts: { ajv: { formats: { 'iana-time-zone': true } } },
     return503OnClosing: false, // request-context answers with the contract's envelope instead
+    // HTTPS served directly when TLS_CERT_FILE/TLS_KEY_FILE are set (the types do not follow a
+    // conditional https option, hence the cast; the instance's API is the same).
+    ...((deps.config.tls ? { https: { cert: deps.config.tls.cert, key: deps.config.tls.key } } : {}) as object),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Bodies are validated without coercion; query strings, params and headers are strings and are coerced.
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema));
-  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
   // JSON only: Fastify's built-in text/plain parser would turn such a body into a string (400 instead of 415).
   app.removeContentTypeParser('text/plain');
 
   registerErrorHandling(app);
+  // JSON parsers (with the depth limit, for application/json and merge-patch), headers, CORS.
+  await registerSecurity(app, deps);
   registerMetrics(app, deps);
   registerRequestContext(app);
   const rateLimits = registerRateLimits(app, deps);
@@ -72,5 +78,6 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(patientExportRoutes(deps));
   await app.register(erasureRoutes(deps));
   await app.register(auditEventsRoutes(deps));
+  await app.register(realtimeRoutes(deps));
   return app;
 }

@@ -1,4 +1,5 @@
 // The one place that reads the environment. Everything else receives a frozen Config.
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { RATE_LIMIT_GROUPS, type GroupLimit, type RateLimitGroup } from './platform/ratelimit/limiters.js';
 import { parseKeyList, parseSingleKey, type EncryptionKey } from './platform/crypto/key-material.js';
@@ -118,6 +119,22 @@ const schema = z
       .string()
       .transform((v) => (v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v.split(',').map((s) => s.trim()).filter(Boolean)))
       .optional(),
+    // Edge protections (src/http/security.ts).
+    CORS_ORIGINS: z
+      .string()
+      .transform((v, ctx) => {
+        const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+        const bad = list.filter((o) => o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o));
+        if (bad.length > 0) ctx.addIssue({ code: 'custom', message: `origins are scheme://host[:port] without a path (got ${bad.join(', ')})` });
+        if (list.includes('*') && list.length > 1) ctx.addIssue({ code: 'custom', message: '* allows every origin (without credentials); it cannot be combined with a list' });
+        return list;
+      })
+      .optional(),
+    JSON_MAX_DEPTH: int(64, 8, 1000),
+    REQUEST_TIMEOUT_MS: int(30_000, 100, 600_000),
+    REQUIRE_HTTPS: bool(false),
+    TLS_CERT_FILE: z.string().min(1).optional(),
+    TLS_KEY_FILE: z.string().min(1).optional(),
     EVENTS_RETENTION_HOURS: int(24, 1, 24 * 90),
     EVENTS_DISPATCH_INTERVAL_MS: int(100, 10, 10_000),
     // Real time (src/http/realtime): SSE and WebSocket delivery, tickets, rooms.
@@ -204,6 +221,16 @@ export interface Config {
   };
   readonly metrics: { readonly token?: string; readonly port?: number };
   readonly rateLimits: Readonly<Record<RateLimitGroup, GroupLimit>>;
+  readonly security: {
+    readonly corsOrigins: readonly string[];
+    readonly jsonMaxDepth: number;
+    readonly requestTimeoutMs: number;
+    readonly requireHttps: boolean;
+    /** Reached over HTTPS (own TLS, or REQUIRE_HTTPS behind a proxy): HSTS is sent. */
+    readonly https: boolean;
+  };
+  /** Serve HTTPS directly with this certificate and key (PEM). */
+  readonly tls?: { readonly cert: string; readonly key: string };
   /** Fastify's trustProxy: which proxies' X-Forwarded-For to believe for the client IP. */
   readonly trustProxy: boolean | number | readonly string[];
   readonly events: {
@@ -239,14 +266,59 @@ export class ConfigError extends Error {
 export const DEV_ISSUER = 'carebase-dev';
 export const DEV_AUDIENCE = 'carebase';
 
+/** Secrets that may come from a file instead (`<NAME>_FILE`, e.g. a Docker or Kubernetes secret). */
+export const FILE_SECRETS = ['DATABASE_URL', 'REDIS_URL', 'AUDIT_HMAC_KEY', 'ENCRYPTION_KEYS', 'BLIND_INDEX_KEY', 'METRICS_TOKEN'] as const;
+
+/** `<NAME>_FILE` → `<NAME>` (the file's content without its trailing newline); problems named by variable. */
+function readFileSecrets(input: Record<string, string>, problems: string[]): void {
+  for (const name of FILE_SECRETS) {
+    const file = input[`${name}_FILE`];
+    if (file === undefined) continue;
+    delete input[`${name}_FILE`];
+    if (input[name] !== undefined) {
+      problems.push(`${name}_FILE: set either ${name} or ${name}_FILE, not both`);
+      continue;
+    }
+    try {
+      input[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+}
+
+function readTls(certFile: string | undefined, keyFile: string | undefined, problems: string[]): { cert: string; key: string } | undefined {
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) {
+    problems.push(`${certFile ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: TLS_CERT_FILE and TLS_KEY_FILE go together`);
+    return undefined;
+  }
+  const read = (name: string, file: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      problems.push(`${name}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      return '';
+    }
+  };
+  const cert = read('TLS_CERT_FILE', certFile);
+  const key = read('TLS_KEY_FILE', keyFile);
+  if (cert && !cert.includes('-----BEGIN CERTIFICATE-----')) problems.push('TLS_CERT_FILE: not a PEM certificate');
+  if (key && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) problems.push('TLS_KEY_FILE: not a PEM private key');
+  return { cert, key };
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // An empty variable means "unset", as in most twelve-factor tools.
-  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const input = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''));
+  const problems: string[] = [];
+  readFileSecrets(input, problems);
   const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`));
-  }
+  if (!parsed.success) problems.push(...parsed.error.issues.map((i) => `${i.path.join('.') || '(environment)'}: ${i.message}`));
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const c = parsed.data;
+  const tls = readTls(c.TLS_CERT_FILE, c.TLS_KEY_FILE, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   const dataDir = c.DATA_DIR;
   const database: Config['database'] = c.DATABASE_URL
     ? {
@@ -291,6 +363,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     events: { retentionMs: c.EVENTS_RETENTION_HOURS * 3_600_000, dispatchIntervalMs: c.EVENTS_DISPATCH_INTERVAL_MS },
     rateLimits: Object.fromEntries(RATE_LIMIT_GROUPS.map((g) => [g, { points: c[`RATE_LIMIT_${g}_POINTS`], durationSeconds: c[`RATE_LIMIT_${g}_DURATION`] }])) as Record<RateLimitGroup, GroupLimit>,
     trustProxy: c.TRUST_PROXY ?? false,
+    security: {
+      corsOrigins: c.CORS_ORIGINS ?? [],
+      jsonMaxDepth: c.JSON_MAX_DEPTH,
+      requestTimeoutMs: c.REQUEST_TIMEOUT_MS,
+      requireHttps: c.REQUIRE_HTTPS,
+      https: c.REQUIRE_HTTPS || tls !== undefined,
+    },
+    ...(tls ? { tls } : {}),
     metrics: { ...(c.METRICS_TOKEN ? { token: c.METRICS_TOKEN } : {}), ...(c.METRICS_PORT ? { port: c.METRICS_PORT } : {}) },
   });
 }

@@ -100,17 +100,17 @@ describe('OpenAPI document', () => {
     expect(extra).toEqual([]);
   });
 
-  it('each /v1 operation documents its success response with a schema (204 without a body)', () => {
+  it('each /v1 operation documents its success response with a schema (204 and a WebSocket upgrade\'s 101 without a body)', () => {
     for (const { path, method, op } of v1Operations()) {
-      const ok = Object.keys(op.responses).filter((s) => /^2\d\d$/.test(s));
+      const ok = Object.keys(op.responses).filter((s) => /^(2\d\d|101)$/.test(s));
       expect(ok.length, `${method} ${path}`).toBe(1);
       const status = ok[0]!;
-      if (status === '204') {
+      if (status === '204' || status === '101') {
         expect(op.responses[status]!.content, `${method} ${path}`).toBeUndefined();
       } else {
-        // JSON, or for streamed routes (export) NDJSON with the schema of one line.
+        // JSON, or for streamed routes NDJSON (export) or Server-Sent Events with the schema of one item.
         const content = op.responses[status]!.content ?? {};
-        const schema = content['application/json']?.schema ?? content['application/x-ndjson']?.schema;
+        const schema = content['application/json']?.schema ?? content['application/x-ndjson']?.schema ?? content['text/event-stream']?.schema;
         expect(schema, `${method} ${path} ${status}`).toBeDefined();
         expect(Object.keys(schema!).length, `${method} ${path}`).toBeGreaterThan(0);
       }

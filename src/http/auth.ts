@@ -5,6 +5,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Verifier } from '../auth/verifier.js';
 import { AppError } from '../errors.js';
 import type { TenantDirectory } from '../features/tenants/tenants.service.js';
+import { dispatchedPrincipal } from './realtime/dispatch.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -12,6 +13,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     public?: boolean;
+    /** A route that also accepts other credentials (real-time tickets) authenticates its requests itself. */
+    authenticate?: (request: FastifyRequest) => Promise<Principal>;
   }
 }
 
@@ -22,11 +25,19 @@ export function registerAuth(app: FastifyInstance, verify: Verifier, tenants: Te
   app.addHook('onRequest', async (request) => {
     const url = request.routeOptions.url;
     if (url === undefined || !url.startsWith('/v1/') || request.routeOptions.config.public) return;
-    request.principal = await authenticate(request, verify, tenants);
+    // A request dispatched for a WebSocket connection (a write sent over /v1/ws) acts as that
+    // connection's principal, authenticated when it connected (src/http/realtime/dispatch.ts).
+    const dispatched = dispatchedPrincipal(request);
+    if (dispatched) {
+      request.principal = dispatched;
+      return;
+    }
+    const own = request.routeOptions.config.authenticate;
+    request.principal = await (own ? own(request) : authenticate(request, verify, tenants));
   });
 }
 
-async function authenticate(request: FastifyRequest, verify: Verifier, tenants: TenantDirectory): Promise<Principal> {
+export async function authenticate(request: FastifyRequest, verify: Verifier, tenants: TenantDirectory): Promise<Principal> {
   const header = request.headers.authorization;
   if (!header) throw new AppError('UNAUTHENTICATED', 'Send Authorization: Bearer <token>');
   const m = BEARER.exec(header);

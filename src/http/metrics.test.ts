@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { patientInput } from '../../test/helpers/factories.js';
 import { client } from '../../test/helpers/http.js';
+import { openWs } from '../../test/helpers/realtime.js';
 import { cleanupDirs, freePort, killAll, migratedDataDir, startServe } from '../../test/helpers/process.js';
 import { startServer, storageModes, type TestServer } from '../../test/helpers/server.js';
 
@@ -49,6 +50,7 @@ describe.each(storageModes())('metrics on %s', (mode) => {
     expect(sample(text, 'cache_errors_total')).toBe(0);
     expect(sample(text, 'outbox_lag_seconds')).toBeGreaterThanOrEqual(0);
     expect(sample(text, 'audit_records_pending')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, 'realtime_connections')).toBe(0);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
     expect(text).toMatch(/^process_cpu_seconds_total /m);
     expect(text).toMatch(/^process_resident_memory_bytes /m);
@@ -56,6 +58,19 @@ describe.each(storageModes())('metrics on %s', (mode) => {
     // Counters only grow between scrapes.
     const again = await (await fetch(`${srv.url}/metrics`)).text();
     expect(sample(again, 'cache_hits_total')).toBeGreaterThanOrEqual(sample(text, 'cache_hits_total')!);
+  });
+
+  it('counts open real-time connections by transport', async () => {
+    const tenant = await srv.newTenant();
+    const ws = await openWs(srv.url, { token: await srv.token({ tenant, roles: ['clinician'] }) });
+    try {
+      const text = await (await fetch(`${srv.url}/metrics`)).text();
+      expect(sample(text, 'realtime_connections')).toBe(1);
+      expect(sample(text, 'realtime_connections_ws')).toBe(1);
+      expect(sample(text, 'realtime_connections_sse')).toBe(0);
+    } finally {
+      ws.close();
+    }
   });
 
   it('is not part of the /v1 API: no tenant token needed, and absent from the OpenAPI document', async () => {

@@ -1,0 +1,106 @@
+// Edge protections: security headers (helmet), CORS from an allow-list, JSON nesting depth,
+// HTTPS-only deployments, and a deadline per request.
+//
+// - Headers: helmet's defaults, with a Content-Security-Policy that lets /docs load its own
+//   scripts and styles and nothing else; HSTS only where the service is reached over HTTPS
+//   (TLS_CERT_FILE, or REQUIRE_HTTPS behind a TLS-terminating proxy): over plain HTTP it would be
+//   a lie that browsers ignore anyway.
+// - CORS: only origins in CORS_ORIGINS, with credentials (Authorization) allowed; `*` is accepted
+//   only alone and then without credentials, since browsers refuse the combination. Preflights
+//   are answered (204) with the methods and headers the API uses.
+// - JSON deeper than JSON_MAX_DEPTH is refused before it is parsed (a stack-exhaustion vector);
+//   prototype-poisoning keys are refused by Fastify's parser (app.ts).
+// - REQUIRE_HTTPS: a request that did not arrive over HTTPS (X-Forwarded-Proto with TRUST_PROXY)
+//   is refused with 403, except the health probes, which load balancers send over plain HTTP.
+// - REQUEST_TIMEOUT_MS: a request not answered by then gets 504 TIMEOUT; streams (events,
+//   WebSocket, exports) are exempt. The work itself is bounded by the database statement timeout.
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import type { FastifyInstance } from 'fastify';
+import type { Deps } from '../container.js';
+import { AppError } from '../errors.js';
+import { sendError } from './error-handler.js';
+import { dispatchedPrincipal } from './realtime/dispatch.js';
+
+export const CORS_EXPOSED_HEADERS = ['ETag', 'Location', 'X-Request-ID', 'Retry-After', 'Idempotency-Replayed', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'];
+const CORS_ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'If-Match', 'Idempotency-Key', 'X-Request-ID', 'Last-Event-ID'];
+
+/** The deepest nesting of arrays and objects in a JSON text (strings skipped), stopping once past `limit`. */
+export function jsonDepthExceeds(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 || c === 91) {
+      if (++depth > limit) return true;
+    } else if (c === 125 || c === 93) depth--;
+  }
+  return false;
+}
+
+const STREAMS = (url: string) => url === '/v1/events' || url === '/v1/ws' || url.endsWith('/export');
+
+export async function registerSecurity(app: FastifyInstance, deps: Deps): Promise<void> {
+  const c = deps.config.security;
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        frameAncestors: ["'none'"],
+      },
+    },
+    hsts: c.https ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+  });
+
+  if (c.corsOrigins.length > 0) {
+    const any = c.corsOrigins.includes('*');
+    await app.register(cors, {
+      origin: any ? '*' : [...c.corsOrigins],
+      credentials: !any,
+      methods: ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE'],
+      allowedHeaders: CORS_ALLOWED_HEADERS,
+      exposedHeaders: CORS_EXPOSED_HEADERS,
+      maxAge: 600,
+      strictPreflight: true,
+    });
+  }
+
+  // Raw JSON is checked before parsing; the default parser (secure-json-parse) then parses it.
+  const parse = app.getDefaultJsonParser('error', 'error');
+  for (const type of ['application/json', 'application/merge-patch+json']) {
+    app.removeContentTypeParser(type);
+    app.addContentTypeParser(type, { parseAs: 'string' }, (request, body, done) => {
+      if (jsonDepthExceeds(body as string, c.jsonMaxDepth)) {
+        done(new AppError('MALFORMED_REQUEST', `The request body nests deeper than ${c.jsonMaxDepth} levels`), undefined);
+        return;
+      }
+      parse(request, body as string, done);
+    });
+  }
+
+  if (c.requireHttps) {
+    app.addHook('onRequest', async (request) => {
+      // A write sent over the WebSocket is dispatched in-process (no socket of its own): the
+      // connection it came over was checked when it was opened.
+      if (request.protocol === 'https' || request.url.startsWith('/health/') || dispatchedPrincipal(request)) return;
+      throw new AppError('FORBIDDEN', 'This service is served over HTTPS only');
+    });
+  }
+
+  app.addHook('onRequest', async (request, reply) => {
+    const url = request.routeOptions.url;
+    if (url === undefined || STREAMS(url)) return;
+    const timer = setTimeout(() => {
+      if (!reply.sent) void sendError(request, reply, new AppError('TIMEOUT', `The request was not answered within ${c.requestTimeoutMs} ms`));
+    }, c.requestTimeoutMs);
+    timer.unref();
+    reply.raw.once('close', () => clearTimeout(timer));
+  });
+}
