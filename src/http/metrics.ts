@@ -12,13 +12,14 @@ import { bearerMatches } from './metrics-server.js';
 
 export function registerMetrics(app: FastifyInstance, deps: Deps): void {
   const m = deps.metrics;
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const status = reply.statusCode;
     m.httpDuration.observe({ method: request.method, route, status: String(status) }, reply.elapsedTime / 1000);
     if (status >= 400) m.httpErrors.inc({ code: request.errorCode ?? String(status) });
     if (request.errorCode === 'VERSION_CONFLICT') m.versionConflicts.inc();
     if (reply.getHeader('idempotency-replayed') === 'true') m.idempotencyReplays.inc();
+    done();
   });
 
   if (deps.config.metrics.port) return;

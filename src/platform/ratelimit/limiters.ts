@@ -50,7 +50,17 @@ const verdict = (res: RateLimiterRes, limit: number, allowed: boolean): Verdict 
 
 export function createRateLimiters(o: RateLimitersOptions): RateLimiters {
   const redis = o.redisUrl
-    ? new Redis(o.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 500, retryStrategy: (n) => Math.min(n * 100, 2000) })
+    ? new Redis(o.redisUrl, {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        connectTimeout: 2000,
+        commandTimeout: 500,
+        retryStrategy: (n) => Math.min(n * 100, 2000),
+        connectionName: 'carebase-rate-limit',
+        disableClientInfo: true,
+        // One write for every check issued in the same tick (one per request otherwise).
+        enableAutoPipelining: true,
+      })
     : undefined;
   redis?.on('error', () => {}); // failures surface (and are counted) where a limiter is used
   const counts = { fallbacks: 0, rejections: Object.fromEntries(RATE_LIMIT_GROUPS.map((g) => [g, 0])) as Record<RateLimitGroup, number> };
