@@ -7,8 +7,9 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../platform/log.js';
 import type { JoinResult, Member, PresenceStore, RoomMessage } from './presence.js';
 
-// KEYS: zset, hash. Removes expired entries, returns their JSON (for member-left).
-const SWEEP = `
+// Lua shared by the scripts below (KEYS: zset, hash): removes the entries whose expiry has
+// passed (Redis' own clock), leaving `now` and `gone` (their JSON, for member-left).
+const EXPIRE = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -19,23 +20,17 @@ for i, id in ipairs(ids) do
   redis.call('HDEL', KEYS[2], id)
 end
 if #ids > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) end
+`;
+
+// KEYS: zset, hash. Removes expired entries, returns their JSON (for member-left).
+const SWEEP = `${EXPIRE}
 return gone
 `;
 
 // KEYS: zset, hash. ARGV: memberId, member JSON, max members, ttl ms.
 // Returns {joined (0/1), expired JSONs, member JSONs}.
-const JOIN = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const JOIN = `${EXPIRE}
 local ttl = tonumber(ARGV[4])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-local gone = {}
-for i, id in ipairs(ids) do
-  local m = redis.call('HGET', KEYS[2], id)
-  if m then table.insert(gone, m) end
-  redis.call('HDEL', KEYS[2], id)
-end
-if #ids > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) end
 local joined = 1
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
   joined = 0

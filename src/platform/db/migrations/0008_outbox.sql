@@ -80,7 +80,12 @@ BEGIN
     RETURN NEW;
   END IF;
   IF NEW.write_meta ? 'audit' THEN
-    INSERT INTO audit_events SELECT * FROM jsonb_populate_record(NULL::audit_events, NEW.write_meta -> 'audit');
+    -- Columns named: audit_events may gain columns the record does not carry (0009's txid).
+    INSERT INTO audit_events (tenant_id, id, occurred_at, actor_sub, actor_roles, action, resource_type, resource_id,
+      patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, hmac)
+    SELECT r.tenant_id, r.id, r.occurred_at, r.actor_sub, r.actor_roles, r.action, r.resource_type, r.resource_id,
+      r.patient_id, r.outcome, r.request_id, r.client_ip, r.user_agent, r.detail, r.key_id, r.hmac
+    FROM jsonb_populate_record(NULL::audit_events, NEW.write_meta -> 'audit') r;
   END IF;
   e := NEW.write_meta -> 'event';
   IF e IS NOT NULL THEN
