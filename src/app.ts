@@ -55,7 +55,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await registerSecurity(app, deps);
   registerMetrics(app, deps);
   registerRequestContext(app);
-  const rateLimits = registerRateLimits(app, deps);
+  const rateLimits = await registerRateLimits(app, deps);
   rateLimits.beforeAuth();
   registerAuth(app, deps.verify, deps.tenants);
   rateLimits.afterAuth();

@@ -144,6 +144,33 @@ describe.runIf(storageModes().includes('postgres'))('rate limits across instance
     expect(codes).toEqual([200, 200, 200, 429]);
   });
 
+  it('a busy client leases points in chunks, yet never gets more than the limit across instances, and its headers count down one by one', async () => {
+    const [x, y] = await Promise.all([startServer('postgres', limits({ READ: 300 })), startServer('postgres', limits({ READ: 300 }))]);
+    try {
+      const tenant = await x.newTenant();
+      const apis = [client(x.url, await x.token({ tenant, roles: ['clinician'], sub: 'busy' })), client(y.url, await y.token({ tenant, roles: ['clinician'], sub: 'busy' }))];
+      const remaining: number[] = [];
+      let allowed = 0;
+      for (let i = 0; i < 330; i++) {
+        const r = await apis[i % 2]!('GET', '/v1/patients');
+        if (r.status === 200) allowed++;
+        else expect(r.status).toBe(429);
+        if (i < 20 && i % 2 === 0) remaining.push(Number(r.headers.get('ratelimit-remaining')));
+      }
+      // Never more than the limit; at most a chunk per instance (300 / 100 = 3) left unused in a lease.
+      expect(allowed).toBeLessThanOrEqual(300);
+      expect(allowed).toBeGreaterThanOrEqual(300 - 2 * 3);
+      // On one instance, the remaining count goes down as requests are made (other instances' use included).
+      for (let i = 1; i < remaining.length; i++) expect(remaining[i]!).toBeLessThan(remaining[i - 1]!);
+      // Through one instance alone, exactly the limit: near it, points are taken one at a time.
+      const solo = client(x.url, await x.token({ tenant, roles: ['clinician'], sub: 'solo' }));
+      const codes = await Promise.all(Array.from({ length: 310 }, () => solo('GET', '/v1/patients').then((r) => r.status)));
+      expect(codes.filter((c) => c === 200)).toHaveLength(300);
+    } finally {
+      await Promise.all([x.close(), y.close()]);
+    }
+  });
+
   it('with Redis unreachable the instance still limits (in memory), counts and logs it', async () => {
     const tenant = await down.newTenant();
     const api = client(down.url, await down.token({ tenant, roles: ['clinician'], sub: 'no-redis' }));

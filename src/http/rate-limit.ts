@@ -27,8 +27,10 @@ function setHeaders(reply: FastifyReply, v: Verdict): void {
 
 const refused = (v: Verdict) => new AppError('RATE_LIMITED', `Too many requests; retry in ${v.resetSeconds} s`, undefined, { 'Retry-After': String(v.resetSeconds) });
 
-export function registerRateLimits(app: FastifyInstance, deps: Deps): { beforeAuth(): void; afterAuth(): void } {
+export async function registerRateLimits(app: FastifyInstance, deps: Deps): Promise<{ beforeAuth(): void; afterAuth(): void }> {
   const limiters = createRateLimiters({ limits: deps.config.rateLimits, log: deps.log, ...(deps.config.redisUrl ? { redisUrl: deps.config.redisUrl } : {}) });
+  // Requests checked before the connection is up would be counted by this instance alone.
+  if (!(await limiters.connected(2000))) deps.log.warn('rate limit: Redis not reachable at start; limiting in memory until it is');
   deps.metrics.cumulative('rate_limit_fallbacks_total', 'Rate-limit checks made by the in-memory limiter because Redis was unavailable', () => limiters.stats().fallbacks);
   const rejections = deps.metrics.counter('rate_limit_rejections_total', 'Requests refused with 429 by route group', ['group']);
   // IPs this instance has seen fail authentication recently (bounded; oldest forgotten first).

@@ -32,6 +32,8 @@ export interface RateLimiters {
   /** Whether `key` has a point left in `group`, without taking one. */
   peek(group: RateLimitGroup, key: string): Promise<Verdict>;
   stats(): { fallbacks: number; rejections: Record<RateLimitGroup, number> };
+  /** Resolves once Redis is connected (or at once in memory mode), false after timeoutMs without it. */
+  connected(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,17 @@ export interface RateLimitersOptions {
   limits: Record<RateLimitGroup, GroupLimit>;
   log: Logger;
   redisUrl?: string;
+}
+
+/** Points a lease takes at most (see consumeShared). */
+const MAX_CHUNK = 16;
+/** Keys remembered per instance for leases (oldest forgotten first). */
+const MAX_LEASES = 10_000;
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_LEASES) map.delete(map.keys().next().value!);
 }
 
 const verdict = (res: RateLimiterRes, limit: number, allowed: boolean): Verdict => ({
@@ -82,11 +95,57 @@ export function createRateLimiters(o: RateLimitersOptions): RateLimiters {
     }
   }
 
+  // Leases (Redis only): a busy key takes `chunk` points from Redis at once and spends them here,
+  // so a client making hundreds of requests a second costs Redis one call per chunk instead of
+  // one per request (that round trip was most of the limiter's cost on a cached read). Exactness
+  // near the limit is kept: a chunk is taken only while Redis says more than a chunk is left,
+  // otherwise one point per request. What a lease may over-hold is at most `chunk` points per
+  // key and instance, for one window. One take per key is in flight at a time (requests arriving
+  // meanwhile wait for it, then spend its lease), so concurrent requests never take chunks they
+  // cannot use.
+  const leases = new Map<string, { left: number; remaining: number; resetAt: number }>();
+  const taking = new Map<string, Promise<unknown>>();
+  const chunkOf = (group: RateLimitGroup) => Math.min(MAX_CHUNK, Math.max(1, Math.floor(o.limits[group].points / 100)));
+  const lastRemaining = new Map<string, number>();
+
+  async function consumeShared(group: RateLimitGroup, key: string, shared: RateLimiterAbstract): Promise<Verdict> {
+    const points = limiters[group].points;
+    const id = `${group}:${key}`;
+    for (let pending = taking.get(id); pending; pending = taking.get(id)) await pending.catch(() => {});
+    const now = Date.now();
+    const lease = leases.get(id);
+    if (lease && lease.left > 0 && now < lease.resetAt) {
+      lease.left--;
+      return { allowed: true, limit: points, remaining: lease.remaining + lease.left, resetSeconds: Math.max(1, Math.ceil((lease.resetAt - now) / 1000)) };
+    }
+    leases.delete(id);
+    const chunk = chunkOf(group);
+    const take = chunk > 1 && (lastRemaining.get(id) ?? 0) > chunk ? chunk : 1;
+    let res: RateLimiterRes;
+    const took = shared.consume(key, take);
+    taking.set(id, took);
+    try {
+      res = await took;
+    } catch (err) {
+      taking.delete(id);
+      if (!(err instanceof RateLimiterRes) || take === 1) throw err;
+      // Another instance spent the points meanwhile: give the chunk back and take just one.
+      await shared.reward(key, take);
+      lastRemaining.delete(id);
+      return consumeShared(group, key, shared);
+    }
+    taking.delete(id);
+    remember(lastRemaining, id, res.remainingPoints);
+    if (take > 1) remember(leases, id, { left: take - 1, remaining: res.remainingPoints, resetAt: now + res.msBeforeNext });
+    return { ...verdict(res, points, true), remaining: res.remainingPoints + take - 1 };
+  }
+
   async function consume(group: RateLimitGroup, key: string): Promise<Verdict> {
     const l = limiters[group];
     let res: RateLimiterRes;
     try {
-      res = await (l.shared ?? l.memory).consume(key);
+      if (l.shared) return await consumeShared(group, key, l.shared);
+      res = await l.memory.consume(key);
     } catch (err) {
       if (err instanceof RateLimiterRes) {
         counts.rejections[group]++;
@@ -121,6 +180,16 @@ export function createRateLimiters(o: RateLimitersOptions): RateLimiters {
     consume,
     peek,
     stats: () => ({ fallbacks: counts.fallbacks, rejections: { ...counts.rejections } }),
+    connected(timeoutMs) {
+      if (!redis || redis.status === 'ready') return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(false), timeoutMs);
+        redis.once('ready', () => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+    },
     async close() {
       redis?.disconnect();
     },
