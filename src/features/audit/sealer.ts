@@ -15,7 +15,7 @@
 // As what: the application role with the tenant set, like every other write; it may INSERT into
 // audit_seals but not UPDATE or DELETE it.
 import { param, sql } from 'drizzle-orm';
-import type { Db, Querier } from '../../platform/db/db.js';
+import { rowsOf, type Db, type Querier } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
 import type { AuditKey } from './audit-record.js';
 import { digestOf, FIRST_TXID, genesisOf, SEAL_BATCH, sealHash, sealLockName } from './chain.js';
@@ -37,8 +37,6 @@ export interface SealResult {
   /** The batch was full: more may be waiting. */
   more: boolean;
 }
-
-const rowsOf = <T>(r: unknown): T[] => (r as { rows: T[] }).rows;
 
 interface Candidate {
   txid: string;

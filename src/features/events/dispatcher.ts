@@ -2,9 +2,9 @@
 // instance runs one; the database lets one dispatch at a time, so each event is dispatched once,
 // and the instance that dispatched it publishes it to all. Also applies retention.
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../platform/db/db.js';
+import { rowsOf, type Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
-import { EVENT_COLUMNS, rowsOf, toEvent, type EventRow } from './event-rows.js';
+import { EVENT_COLUMNS, toEvent, type EventRow } from './event-rows.js';
 import type { EventBus, ScopedEvent } from './events.js';
 
 export interface DispatcherOptions {

@@ -1,8 +1,8 @@
 // Reading dispatched events back, for a client that resumes after a disconnect. Runs as the
 // application role scoped to the tenant (row-level security keeps tenants apart here too).
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../platform/db/db.js';
-import { EVENT_COLUMNS, rowsOf, toEvent, type EventRow } from './event-rows.js';
+import { rowsOf, type Db } from '../../platform/db/db.js';
+import { EVENT_COLUMNS, toEvent, type EventRow } from './event-rows.js';
 import type { EventLog } from './events.js';
 
 export function createEventLog(db: Db): EventLog {

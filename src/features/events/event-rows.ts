@@ -30,5 +30,3 @@ export const toEvent = (r: EventRow): ScopedEvent => ({
   patientId: r.patient_id,
   questionnaireId: r.questionnaire_id,
 });
-
-export const rowsOf = <T>(result: unknown): T[] => (result as { rows: T[] }).rows;

@@ -38,6 +38,9 @@ export interface Db {
  */
 export const APP_ROLE = 'carebase_app';
 
+/** The rows of a raw `q.execute(sql…)`: both drivers' results hold them in `rows`. */
+export const rowsOf = <T>(result: unknown): T[] => (result as { rows: T[] }).rows;
+
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
