@@ -136,7 +136,7 @@ const schema = z
     TLS_CERT_FILE: z.string().min(1).optional(),
     TLS_KEY_FILE: z.string().min(1).optional(),
     EVENTS_RETENTION_HOURS: int(24, 1, 24 * 90),
-    EVENTS_DISPATCH_INTERVAL_MS: int(100, 10, 10_000),
+    EVENTS_DISPATCH_INTERVAL_MS: int(25, 5, 10_000),
     // Real time (src/http/realtime): SSE and WebSocket delivery, tickets, rooms.
     ROOM_MAX_MEMBERS: int(50, 1, 1000),
     REALTIME_HEARTBEAT_MS: int(15_000, 50, 300_000),

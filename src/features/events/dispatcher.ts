@@ -8,7 +8,7 @@ import { EVENT_COLUMNS, toEvent, type EventRow } from './event-rows.js';
 import type { EventBus, ScopedEvent } from './events.js';
 
 export interface DispatcherOptions {
-  /** Pause between passes when the outbox was empty. */
+  /** Pause after a pass that found the outbox empty (the most an event written to an idle system waits). */
   intervalMs: number;
   /** Outbox rows per dispatch transaction; a full batch is followed by another at once. */
   batch?: number;
@@ -69,7 +69,9 @@ export function startDispatcher(db: Db, bus: EventBus, log: Logger, o: Dispatche
         (n) => {
           if (failing) log.info('events: dispatching works again');
           failing = false;
-          schedule(n >= batch ? 0 : o.intervalMs);
+          // Straight on while there is work (a pass that found events may have left some behind
+          // in transactions that ended since); the pause only when the outbox was empty.
+          schedule(n > 0 ? 0 : o.intervalMs);
         },
         (err: unknown) => {
           // Once per outage, not once per pass.
