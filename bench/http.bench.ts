@@ -7,9 +7,8 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import autocannon from 'autocannon';
-import pg from 'pg';
+import { createBenchDatabase, freePort, procTicks, REDIS_URL, TICK_MS, waitReady } from './harness.js';
 import { benchAnswers, benchQuestionnaire } from './questionnaire.fixture.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -18,8 +17,6 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(process.env.BENCH_SERVER_ROOT ?? ROOT, 'bin/carebase.mjs');
 const SECONDS = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 10);
 const CONNECTIONS = 50;
-const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const modes = process.argv.filter((a) => a === 'embedded' || a === 'server');
 // --only=get,list,post,patch,draft,submit runs just those scenarios (all by default).
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
@@ -40,26 +37,6 @@ interface Row {
   restUs: number;
 }
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-
-async function waitReady(base: string) {
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${base}/health/ready`)).ok) return;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('server did not become ready');
-}
-
 const patient = (i: number) => ({
   name: { given: ['Bench', `P${i}`], family: 'Müller' },
   birthDate: '1980-01-01',
@@ -71,11 +48,6 @@ const patient = (i: number) => ({
 // Throughput on two shared cores swings ±25 % between runs; CPU time per request moves far less,
 // so each scenario also reports it: the API process's (from /proc/<pid>/stat) and the rest of the
 // machine's busy time (/proc/stat: PostgreSQL, Redis, the kernel) minus the load generator's own.
-const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
-const procTicks = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime
-};
 const busyTicks = () => {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   return f[0]! + f[1]! + f[2]! + f[5]! + f[6]!; // user, nice, system, irq, softirq (not idle, iowait, steal)
@@ -96,8 +68,8 @@ function run(opts: autocannon.Options): Promise<Measured> {
     autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts }, (err, result) => {
       if (err) return reject(err);
       const own = process.cpuUsage(own0);
-      const api = (procTicks(serverPid) - api0) * TICK_US;
-      const rest = (busyTicks() - busy0) * TICK_US - api - (own.user + own.system);
+      const api = (procTicks(serverPid) - api0) * TICK_MS * 1000;
+      const rest = (busyTicks() - busy0) * TICK_MS * 1000 - api - (own.user + own.system);
       const n = Math.max(1, result.requests.total);
       resolve({ result, apiUs: Math.round(api / n), restUs: Math.round(Math.max(0, rest) / n) });
     });
@@ -156,14 +128,10 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', SEED_DEMO: 'false', NODE_ENV: 'development' };
   // One user sends everything: limits high enough never to refuse, while each request still pays for its check.
   for (const g of ['READ', 'WRITE']) env[`RATE_LIMIT_${g}_POINTS`] = '1000000000';
-  let dbName: string | undefined;
+  let db: Awaited<ReturnType<typeof createBenchDatabase>> | undefined;
   if (mode === 'server') {
-    dbName = `carebase_bench_${Date.now()}`;
-    const admin = new pg.Client({ connectionString: ADMIN_URL });
-    await admin.connect();
-    await admin.query(`create database ${dbName}`);
-    await admin.end();
-    env.DATABASE_URL = ADMIN_URL.replace(/\/postgres$/, `/${dbName}`);
+    db = await createBenchDatabase('carebase_bench');
+    env.DATABASE_URL = db.url;
     env.DATABASE_POOL_SIZE = '20';
     env.REDIS_URL = REDIS_URL;
   }
@@ -229,12 +197,7 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));
     rmSync(dataDir, { recursive: true, force: true });
-    if (dbName) {
-      const admin = new pg.Client({ connectionString: ADMIN_URL });
-      await admin.connect();
-      await admin.query(`drop database if exists ${dbName} with (force)`);
-      await admin.end();
-    }
+    await db?.drop();
   }
   return rows;
 }

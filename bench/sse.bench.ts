@@ -19,9 +19,8 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
+import { createBenchDatabase, freePort, procTicks, REDIS_URL, TICK_MS, waitReady } from './harness.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const CLI = join(ROOT, 'bin/carebase.mjs');
@@ -34,32 +33,10 @@ const RATE = arg('rate', 200);
 const CONNECT_CONCURRENCY = 50;
 /** After the last write, how long to wait for its events to reach every subscriber. */
 const DRAIN_MS = 10_000;
-const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const dispatchInterval = process.env.BENCH_DISPATCH_INTERVAL_MS;
 
 const out = (s: string) => process.stdout.write(s);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-
-async function waitReady(base: string) {
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${base}/health/ready`)).ok) return;
-    } catch {
-      /* not up yet */
-    }
-    await sleep(100);
-  }
-  throw new Error('server did not become ready');
-}
 
 // Synthetic patients only: nothing here is real PHI, and nothing of a patient is printed.
 const patient = (i: number) => ({
@@ -69,11 +46,6 @@ const patient = (i: number) => ({
   identifiers: [{ system: 'urn:bench:mrn', value: `S-${i}` }],
 });
 
-const TICK_MS = 1000 / 100; // USER_HZ is 100 on Linux
-const procTicks = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime
-};
 const rssMb = (pid: number) => {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
   return Math.round(kb / 1024);
@@ -111,12 +83,8 @@ async function main() {
   // One user opens every subscription and sends every write: limits high enough never to refuse.
   for (const g of ['READ', 'WRITE', 'REALTIME']) env[`RATE_LIMIT_${g}_POINTS`] = '1000000000';
   if (dispatchInterval) env.EVENTS_DISPATCH_INTERVAL_MS = dispatchInterval;
-  const dbName = `carebase_ssebench_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`create database ${dbName}`);
-  await admin.end();
-  env.DATABASE_URL = ADMIN_URL.replace(/\/postgres$/, `/${dbName}`);
+  const db = await createBenchDatabase('carebase_ssebench');
+  env.DATABASE_URL = db.url;
   env.DATABASE_POOL_SIZE = '20';
   env.REDIS_URL = REDIS_URL;
 
@@ -374,10 +342,7 @@ async function main() {
       clearTimeout(t);
     }
     rmSync(dataDir, { recursive: true, force: true });
-    const a = new pg.Client({ connectionString: ADMIN_URL });
-    await a.connect();
-    await a.query(`drop database if exists ${dbName} with (force)`);
-    await a.end();
+    await db.drop();
   }
 }
 
