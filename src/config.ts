@@ -135,6 +135,9 @@ const schema = z
     REQUIRE_HTTPS: bool(false),
     TLS_CERT_FILE: z.string().min(1).optional(),
     TLS_KEY_FILE: z.string().min(1).optional(),
+    // Dependency health (src/features/health): checked this often; changes POSTed to the webhook.
+    HEALTH_CHECK_INTERVAL_MS: int(15_000, 100, 600_000),
+    ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
     EVENTS_RETENTION_HOURS: int(24, 1, 24 * 90),
     EVENTS_DISPATCH_INTERVAL_MS: int(25, 5, 10_000),
     // Real time (src/http/realtime): SSE and WebSocket delivery, tickets, rooms.
@@ -220,6 +223,7 @@ export interface Config {
     readonly identifierSystems: readonly string[];
   };
   readonly metrics: { readonly token?: string; readonly port?: number };
+  readonly health: { readonly intervalMs: number; readonly webhookUrl?: string };
   readonly rateLimits: Readonly<Record<RateLimitGroup, GroupLimit>>;
   readonly security: {
     readonly corsOrigins: readonly string[];
@@ -361,6 +365,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       identifierSystems: c.ENCRYPTED_IDENTIFIER_SYSTEMS ?? DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS,
     },
     events: { retentionMs: c.EVENTS_RETENTION_HOURS * 3_600_000, dispatchIntervalMs: c.EVENTS_DISPATCH_INTERVAL_MS },
+    health: { intervalMs: c.HEALTH_CHECK_INTERVAL_MS, ...(c.ALERT_WEBHOOK_URL ? { webhookUrl: c.ALERT_WEBHOOK_URL } : {}) },
     rateLimits: Object.fromEntries(RATE_LIMIT_GROUPS.map((g) => [g, { points: c[`RATE_LIMIT_${g}_POINTS`], durationSeconds: c[`RATE_LIMIT_${g}_DURATION`] }])) as Record<RateLimitGroup, GroupLimit>,
     trustProxy: c.TRUST_PROXY ?? false,
     security: {

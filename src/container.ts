@@ -11,6 +11,7 @@ import { createAuditor, type Auditor } from './features/audit/auditor.js';
 import { startDispatcher } from './features/events/dispatcher.js';
 import { createMemoryEventBus, createRedisEventBus } from './features/events/event-bus.js';
 import { createEventLog } from './features/events/event-log.js';
+import { createHealthMonitor, type HealthMonitor } from './features/health/health-monitor.js';
 import type { EventBus, EventLog } from './features/events/events.js';
 import { createCache, type Cache } from './platform/cache/index.js';
 import { loadKeyRing } from './platform/crypto/index.js';
@@ -37,6 +38,8 @@ export interface Deps {
   /** Present when tokens come from the built-in development issuer. */
   readonly devIssuer?: DevIssuer;
   readonly now: () => Date;
+  /** PostgreSQL and Redis, checked in the background; changes are alerted (ALERT_WEBHOOK_URL). */
+  readonly health: HealthMonitor;
   /** This instance's Prometheus registry and the metrics the code updates directly. */
   readonly metrics: Metrics;
   close(): Promise<void>;
@@ -76,6 +79,15 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       },
     });
     registerSourceMetrics(metrics, db, cache, audit);
+    const health = createHealthMonitor({
+      checks: [
+        { name: 'postgresql', required: true, run: () => db.ping(2000) },
+        ...(config.redisUrl ? [{ name: 'redis', required: false, run: () => cache.ping(2000) }] : []),
+      ],
+      log,
+      intervalMs: config.health.intervalMs,
+      ...(config.health.webhookUrl ? { webhookUrl: config.health.webhookUrl } : {}),
+    });
     return {
       config,
       log,
@@ -90,7 +102,9 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       ...(devIssuer ? { devIssuer } : {}),
       now: () => new Date(),
       metrics,
+      health,
       async close() {
+        await health.close();
         // Pending read audits and committed events are written and dispatched before the database goes.
         await stopDispatcher();
         await audit.close();

@@ -44,6 +44,8 @@ export const PERMISSIONS = {
   'audit:read': ['admin', 'manager'],
   'audit:export': ['admin', 'manager'],
   'audit:access-log': [...STAFF, 'patient'],
+  // The state of the service's dependencies (no tenant data; operations staff).
+  'health:read': ['admin', 'manager'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

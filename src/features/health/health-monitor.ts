@@ -1,0 +1,130 @@
+// Watches the service's dependencies (PostgreSQL, Redis) and tells operators when one turns
+// unhealthy or recovers: a Slack-compatible message ({"text": …}) POSTed to ALERT_WEBHOOK_URL.
+//
+// A status changes only after `confirm` consecutive checks agree, so one slow answer does not page
+// anyone, and each change is sent once. Messages name the dependency and the error's own message
+// (connection errors: codes, hosts, ports), never request data: no PHI can reach them.
+import type { Logger } from '../../platform/log.js';
+
+export type DependencyStatus = 'ok' | 'down';
+
+export interface DependencyCheck {
+  name: string;
+  /** The service cannot work without it (PostgreSQL); others degrade it (Redis: reads go to the database). */
+  required: boolean;
+  /** Resolves when the dependency answers; rejects (or times out) otherwise. */
+  run(): Promise<void>;
+}
+
+export interface DependencyState {
+  name: string;
+  required: boolean;
+  status: DependencyStatus;
+  latencyMs: number | null;
+  lastError: string | null;
+  /** When the current status began. */
+  since: string;
+  checkedAt: string | null;
+}
+
+export interface HealthMonitor {
+  /** Runs every check now and returns the states. */
+  check(): Promise<DependencyState[]>;
+  states(): DependencyState[];
+  close(): Promise<void>;
+}
+
+export interface HealthMonitorOptions {
+  checks: DependencyCheck[];
+  log: Logger;
+  /** Checks run this often in the background (0: only when asked). */
+  intervalMs: number;
+  /** Consecutive agreeing checks before a status changes. */
+  confirm?: number;
+  /** Where to POST status changes; unset: logged only. */
+  webhookUrl?: string;
+  /** The service's name in messages (host or deployment). */
+  service?: string;
+  /** Sends a message (tests replace it); defaults to a JSON POST with a 5 s timeout. */
+  post?: (url: string, body: { text: string }) => Promise<void>;
+  now?: () => Date;
+}
+
+async function postJson(url: string, body: { text: string }): Promise<void> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+  await res.body?.cancel();
+  if (!res.ok) throw new Error(`webhook answered ${res.status}`);
+}
+
+/** First line of an error message, bounded: enough to act on, never a dump. */
+const errorText = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 200);
+
+export function createHealthMonitor(o: HealthMonitorOptions): HealthMonitor {
+  const now = o.now ?? (() => new Date());
+  const confirm = o.confirm ?? 2;
+  const post = o.post ?? postJson;
+  const service = o.service ?? 'carebase';
+  const started = now().toISOString();
+  const state = new Map<string, DependencyState & { streak: number; candidate: DependencyStatus }>(
+    o.checks.map((c) => [c.name, { name: c.name, required: c.required, status: 'ok', latencyMs: null, lastError: null, since: started, checkedAt: null, streak: 0, candidate: 'ok' }]),
+  );
+  let running: Promise<DependencyState[]> | undefined;
+
+  async function alert(s: DependencyState): Promise<void> {
+    const text =
+      s.status === 'down'
+        ? `:red_circle: ${service}: ${s.name} is DOWN${s.required ? '' : ' (degraded: the service goes on without it)'} — ${s.lastError ?? 'no answer'}`
+        : `:large_green_circle: ${service}: ${s.name} recovered`;
+    o.log[s.status === 'down' ? 'error' : 'info']({ dependency: s.name, status: s.status, error: s.lastError }, 'dependency health changed');
+    if (!o.webhookUrl) return;
+    try {
+      await post(o.webhookUrl, { text });
+    } catch (err) {
+      o.log.warn({ err: { message: errorText(err) }, dependency: s.name }, 'health: the alert webhook could not be reached');
+    }
+  }
+
+  async function runOne(c: DependencyCheck): Promise<void> {
+    const s = state.get(c.name)!;
+    const t0 = performance.now();
+    let result: DependencyStatus = 'ok';
+    try {
+      await c.run();
+      s.latencyMs = Number((performance.now() - t0).toFixed(2));
+    } catch (err) {
+      result = 'down';
+      s.latencyMs = null;
+      s.lastError = errorText(err);
+    }
+    s.checkedAt = now().toISOString();
+    s.streak = result === s.candidate ? s.streak + 1 : 1;
+    s.candidate = result;
+    if (result !== s.status && s.streak >= confirm) {
+      s.status = result;
+      s.since = s.checkedAt;
+      await alert(s);
+    }
+  }
+
+  const view = (): DependencyState[] => [...state.values()].map(({ streak: _s, candidate: _c, ...rest }) => rest);
+
+  function check(): Promise<DependencyState[]> {
+    // One round at a time: a request for the health page while the timer's round runs shares it.
+    running ??= Promise.all(o.checks.map(runOne))
+      .then(view)
+      .finally(() => (running = undefined));
+    return running;
+  }
+
+  const timer = o.intervalMs > 0 ? setInterval(() => void check(), o.intervalMs) : undefined;
+  timer?.unref();
+
+  return {
+    check,
+    states: view,
+    async close() {
+      if (timer) clearInterval(timer);
+      await running;
+    },
+  };
+}
