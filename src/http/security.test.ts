@@ -2,7 +2,9 @@
 // (504), HTTPS-only deployments, TLS, and secrets read from files.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
@@ -91,6 +93,34 @@ describe('security headers, CORS, JSON depth and deadline', () => {
     // Brackets inside strings are text, not nesting.
     const bracketed = await api('POST', '/v1/patients', { body: patientInput({ name: { given: ['A'], family: '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[' } }) });
     expect(bracketed.status).toBe(201);
+  });
+
+  it('compresses large JSON as the client asks (brotli, gzip), never small answers or event streams', async () => {
+    for (let i = 0; i < 12; i++) expect((await api('POST', '/v1/patients', { body: patientInput() })).status).toBe(201);
+    const token = await srv.token({ tenant, roles: ['clinician'] });
+    const get = (encoding: string, path = '/v1/patients?limit=50') =>
+      new Promise<{ encoding: string | undefined; body: Buffer; type: string | undefined }>((resolve, reject) => {
+        httpRequest(`${srv.url}${path}`, { headers: { authorization: `Bearer ${token}`, 'accept-encoding': encoding } }, (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => resolve({ encoding: r.headers['content-encoding'], body: Buffer.concat(chunks), type: r.headers['content-type'] }));
+        })
+          .on('error', reject)
+          .end();
+      });
+    const plain = await get('identity');
+    expect(plain.encoding).toBeUndefined();
+    const list = JSON.parse(plain.body.toString('utf8'));
+    expect(list.data.length).toBeGreaterThanOrEqual(12);
+    const br = await get('br, gzip');
+    expect(br.encoding).toBe('br');
+    expect(JSON.parse(brotliDecompressSync(br.body).toString('utf8'))).toEqual(list);
+    const gz = await get('gzip');
+    expect(gz.encoding).toBe('gzip');
+    expect(gunzipSync(gz.body).length).toBe(plain.body.length);
+    expect(gz.body.length).toBeLessThan(plain.body.length / 2);
+    // A small answer is sent as it is.
+    expect((await get('gzip', `/v1/patients/${list.data[0].id}`)).encoding).toBeUndefined();
   });
 
   it('refuses prototype-poisoning keys', async () => {

@@ -14,11 +14,15 @@
 //   prototype-poisoning keys are refused by Fastify's parser (app.ts).
 // - REQUIRE_HTTPS: a request that did not arrive over HTTPS (X-Forwarded-Proto with TRUST_PROXY)
 //   is refused with 403, except the health probes, which load balancers send over plain HTTP.
+// - Compression (gzip, brotli, as the client asks) of JSON, NDJSON and the docs' text above 1 KiB;
+//   never of event streams (each event must leave at once, not when a compressor's buffer fills).
 // - REQUEST_TIMEOUT_MS: a request not answered by then gets 504 TIMEOUT; streams (events,
 //   WebSocket, exports) are exempt. The work itself is bounded by the database statement timeout.
+import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { constants as zlibConstants } from 'node:zlib';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Deps } from '../container.js';
 import { AppError } from '../errors.js';
@@ -92,6 +96,15 @@ export async function registerSecurity(app: FastifyInstance, deps: Deps): Promis
       strictPreflight: true,
     });
   }
+
+  await app.register(compress, {
+    global: true,
+    threshold: 1024,
+    encodings: ['br', 'gzip'],
+    // Brotli's default quality (11) costs tens of ms on a large list; 4 compresses about as well as gzip, faster.
+    brotliOptions: { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 4 } },
+    customTypes: /^(application\/(json|x-ndjson|fhir\+json|merge-patch\+json)|text\/(html|css|javascript|plain))\b/,
+  });
 
   // Raw JSON is checked before parsing; the default parser (secure-json-parse) then parses it.
   const parse = app.getDefaultJsonParser('error', 'error');
