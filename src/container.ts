@@ -12,6 +12,7 @@ import { startDispatcher } from './features/events/dispatcher.js';
 import { createMemoryEventBus, createRedisEventBus } from './features/events/event-bus.js';
 import { createEventLog } from './features/events/event-log.js';
 import { createHealthMonitor, type HealthMonitor } from './features/health/health-monitor.js';
+import { createPerformanceWindow, type PerformanceWindow } from './features/performance/performance-window.js';
 import type { EventBus, EventLog } from './features/events/events.js';
 import { createCache, type Cache } from './platform/cache/index.js';
 import { loadKeyRing } from './platform/crypto/index.js';
@@ -40,6 +41,8 @@ export interface Deps {
   readonly now: () => Date;
   /** PostgreSQL and Redis, checked in the background; changes are alerted (ALERT_WEBHOOK_URL). */
   readonly health: HealthMonitor;
+  /** This instance's recent requests by route, for GET /v1/admin/performance. */
+  readonly performance: PerformanceWindow;
   /** This instance's Prometheus registry and the metrics the code updates directly. */
   readonly metrics: Metrics;
   close(): Promise<void>;
@@ -79,6 +82,9 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       },
     });
     registerSourceMetrics(metrics, db, cache, audit);
+    const performance = createPerformanceWindow({ cacheStats: () => cache.stats(), ...(db.poolStats ? { poolStats: db.poolStats.bind(db) } : {}) });
+    const poolSampler = setInterval(() => performance.samplePool(), 1000);
+    poolSampler.unref();
     const health = createHealthMonitor({
       checks: [
         { name: 'postgresql', required: true, run: () => db.ping(2000) },
@@ -103,7 +109,9 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       now: () => new Date(),
       metrics,
       health,
+      performance,
       async close() {
+        clearInterval(poolSampler);
         await health.close();
         // Pending read audits and committed events are written and dispatched before the database goes.
         await stopDispatcher();

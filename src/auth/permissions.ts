@@ -46,6 +46,7 @@ export const PERMISSIONS = {
   'audit:access-log': [...STAFF, 'patient'],
   // The state of the service's dependencies (no tenant data; operations staff).
   'health:read': ['admin', 'manager'],
+  'performance:read': ['admin', 'manager'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
