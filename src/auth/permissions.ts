@@ -60,6 +60,20 @@ export function authorize(p: Principal, perm: Permission): void {
 }
 
 /** True when the principal is limited to one patient's data (role patient and no staff role). */
+/**
+ * The patient whose data a principal may see: undefined for staff (every patient of the tenant),
+ * null for a principal that may see no patient's data (no staff role and no patient id).
+ */
+export function patientLimit(p: Principal): string | null | undefined {
+  return STAFF.some((r) => p.roles.has(r)) ? undefined : (p.patientId ?? null);
+}
+
+/** Whether data of `patientId` (null: no patient's) is within what the principal may see. */
+export function inPatientScope(p: Principal, patientId: string | null): boolean {
+  const own = patientLimit(p);
+  return own === undefined || (own !== null && own === patientId);
+}
+
 export function patientScope(p: Principal): string | undefined {
   return STAFF.some((r) => p.roles.has(r)) ? undefined : p.patientId;
 }

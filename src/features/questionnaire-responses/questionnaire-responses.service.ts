@@ -3,8 +3,7 @@
 // response with a new one. Submitted responses ('completed', 'amended') never change.
 import { and, eq, type SQL } from 'drizzle-orm';
 import { newId } from '../../platform/ids.js';
-import { authorize } from '../../auth/permissions.js';
-import type { Principal } from '../../auth/principal.js';
+import { authorize, inPatientScope, patientLimit } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import { AppError, notFound, OutOfScope, validationFailed } from '../../errors.js';
 import { auditedRead, auditedWrite } from '../audit/audited.js';
@@ -26,19 +25,7 @@ import type { QuestionnaireResponse, ResponseAmend, ResponseCreate, ResponseDraf
 import { questionnaireResponses as responses, type ResponseRow } from './questionnaire-responses.table.js';
 
 const TYPE = 'questionnaire-responses';
-const STAFF = ['admin', 'manager', 'clinician', 'staff'] as const;
-
-/**
- * undefined: may see every patient's responses (staff); otherwise the one patient the principal
- * may act for (a patient token without patient_id acts for nobody).
- */
-function scopeOf(p: Principal): string | null | undefined {
-  return STAFF.some((r) => p.roles.has(r)) ? undefined : (p.patientId ?? null);
-}
-const inScope = (p: Principal, patientId: string) => {
-  const own = scopeOf(p);
-  return own === undefined || own === patientId;
-};
+const inScope = inPatientScope;
 
 /**
  * JSON with object keys in the order PostgreSQL's jsonb keeps them (shorter keys first, then by
@@ -188,7 +175,7 @@ export function listResponses(ctx: Ctx, query: ResponseListQuery) {
 async function findResponses(ctx: Ctx, query: ResponseListQuery) {
   authorize(ctx.principal, 'responses:read');
   const { limit, afterId } = pageRequest(query);
-  const own = scopeOf(ctx.principal);
+  const own = patientLimit(ctx.principal);
   if (own === null || (own !== undefined && query.patientId !== undefined && query.patientId !== own)) return toPage([], limit);
   const patientId = own ?? query.patientId;
   const filters: (SQL | undefined)[] = [

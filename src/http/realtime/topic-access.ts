@@ -6,7 +6,7 @@
 //
 // Per-event visibility (events.ts's ScopedEvent) is checked again for every event delivered:
 // see `visibleTo` below.
-import { can } from '../../auth/permissions.js';
+import { can, inPatientScope, patientLimit } from '../../auth/permissions.js';
 import type { Principal } from '../../auth/principal.js';
 import type { Ctx } from '../../context.js';
 import { AppError } from '../../errors.js';
@@ -40,7 +40,7 @@ export async function authorizeTopic(ctx: Ctx, t: Topic): Promise<void> {
       // a front-desk channel) is for staff: its member list shows who is on duty, which is not
       // a patient's business.
       if (t.resource) return readResource(ctx, t.resource.type, t.resource.id);
-      if (!isStaff(ctx.principal)) throw new AppError('FORBIDDEN', 'Only staff may join rooms not named for a record; patients may join rooms of their own records');
+      if (patientLimit(ctx.principal) !== undefined) throw new AppError('FORBIDDEN', 'Only staff may join rooms not named for a record; patients may join rooms of their own records');
       return;
   }
 }
@@ -51,12 +51,6 @@ export async function authorizeTopic(ctx: Ctx, t: Topic): Promise<void> {
  * (non-PHI resources) is not patient data, but no patient topic matches those either.
  */
 export function visibleTo(p: Principal, e: ScopedEvent): boolean {
-  if (e.tenantId !== p.tenantId) return false;
-  if (isStaff(p)) return true;
   // Not staff: the patient's own records only (a principal with no known role sees nothing).
-  return p.patientId !== undefined && e.patientId === p.patientId;
+  return e.tenantId === p.tenantId && inPatientScope(p, e.patientId);
 }
-
-const STAFF = ['admin', 'manager', 'clinician', 'staff'] as const;
-/** Any staff role (patientScope() also calls a principal without any known role unscoped; here that sees nothing). */
-const isStaff = (p: Principal) => STAFF.some((r) => p.roles.has(r));
