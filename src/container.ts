@@ -83,8 +83,9 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     });
     registerSourceMetrics(metrics, db, cache, audit);
     const performance = createPerformanceWindow({ cacheStats: () => cache.stats(), ...(db.poolStats ? { poolStats: db.poolStats.bind(db) } : {}) });
-    const poolSampler = setInterval(() => performance.samplePool(), 1000);
-    poolSampler.unref();
+    // PGlite has no pool to sample.
+    const poolSampler = db.poolStats ? setInterval(() => performance.samplePool(), 1000) : undefined;
+    poolSampler?.unref();
     const health = createHealthMonitor({
       checks: [
         { name: 'postgresql', required: true, run: () => db.ping(2000) },

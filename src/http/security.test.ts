@@ -203,6 +203,37 @@ describe('TLS', () => {
   });
 });
 
+describe('edge settings', () => {
+  const problems = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (e) {
+      return (e as ConfigError).problems;
+    }
+    return [];
+  };
+
+  it('refuses malformed values at start, one line per problem naming the variable', () => {
+    expect(problems({ CORS_ORIGINS: 'https://app.example.org/path' })).toEqual(['CORS_ORIGINS: origins are scheme://host[:port] without a path (got https://app.example.org/path)']);
+    expect(problems({ CORS_ORIGINS: '*,https://app.example.org' })).toEqual(['CORS_ORIGINS: * allows every origin (without credentials); it cannot be combined with a list']);
+    const several = problems({ JSON_MAX_DEPTH: '3', REQUEST_TIMEOUT_MS: 'soon', RATE_LIMIT_READ_POINTS: '0', ALERT_WEBHOOK_URL: 'ftp://alerts.example' });
+    expect(several).toHaveLength(4);
+    expect(several).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^JSON_MAX_DEPTH: /),
+      expect.stringMatching(/^REQUEST_TIMEOUT_MS: /),
+      expect.stringMatching(/^RATE_LIMIT_READ_POINTS: /),
+      'ALERT_WEBHOOK_URL: must be an http(s) URL',
+    ]));
+  });
+
+  it('reads TRUST_PROXY as a switch, a hop count or an address list', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).trustProxy).toEqual(['10.0.0.0/8', '127.0.0.1']);
+  });
+});
+
 describe('secrets from files (*_FILE)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'carebase-secrets-'));
   const file = (name: string, content: string) => {
