@@ -8,7 +8,7 @@ import { client, expectError, ifMatch, type Client, type Res } from '../../../te
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 import type { Role } from '../../auth/principal.js';
 import { hmacMatches } from './audit-record.js';
-import { auditEvents, type AuditEventRow } from './audit.table.js';
+import { auditTrail, type AuditEventRow } from './audit.table.js';
 import type { AuditEvent } from './audit-events.schema.js';
 import { verifyExport } from './export-signature.js';
 
@@ -62,7 +62,7 @@ describe.each(storageModes())('audit APIs on %s', (mode) => {
   /** Every audit row of the tenant, from the database, in id order (after writing pending reads). */
   async function dbRows(t = tenant): Promise<Row[]> {
     await srv.deps.audit.flush();
-    return srv.deps.db.read(t, (q) => q.select().from(auditEvents).where(eq(auditEvents.tenantId, t)).orderBy(asc(auditEvents.id)));
+    return srv.deps.db.read(t, (q) => q.select().from(auditTrail).where(eq(auditTrail.tenantId, t)).orderBy(asc(auditTrail.id)));
   }
 
   /** Every page of a list, following nextCursor. */

@@ -30,7 +30,7 @@ interface Row {
 
 const COLUMNS = 'action, outcome, resource_type, resource_id, patient_id, actor_sub, actor_roles, request_id, client_ip, user_agent, detail';
 
-const auditRows = (srv: TestServer, tenant: string, where = 'true') => rowsOf<Row>(srv, tenant, sql.raw(`select ${COLUMNS} from audit_events where ${where} order by id`));
+const auditRows = (srv: TestServer, tenant: string, where = 'true') => rowsOf<Row>(srv, tenant, sql.raw(`select ${COLUMNS} from audit_trail where ${where} order by id`));
 
 describe.each(storageModes())('audit trail on %s', (mode) => {
   let srv: TestServer;
@@ -65,7 +65,7 @@ describe.each(storageModes())('audit trail on %s', (mode) => {
   it('every record carries a valid HMAC under the configured key', async () => {
     await admin('POST', '/v1/patients', { body: patientInput() });
     await srv.deps.audit.flush();
-    const rows = await rowsOf(srv, tenant, sql`select * from audit_events`);
+    const rows = await rowsOf(srv, tenant, sql`select * from audit_trail`);
     expect(rows.length).toBeGreaterThan(0);
     for (const r of rows) {
       const row = {
@@ -146,7 +146,7 @@ describe.each(storageModes())('audit batching on %s', (mode) => {
     await srv.deps.close();
     const db = await createDb(srv.deps.config.database);
     try {
-      const { rows } = (await db.read(tenant, (q) => q.execute(sql`select count(*)::int as n from audit_events where action = 'read' and resource_id = ${p.id}`))) as unknown as { rows: { n: number }[] };
+      const { rows } = (await db.read(tenant, (q) => q.execute(sql`select count(*)::int as n from audit_trail where action = 'read' and resource_id = ${p.id}`))) as unknown as { rows: { n: number }[] };
       expect(rows[0]!.n).toBe(2);
     } finally {
       await db.close();

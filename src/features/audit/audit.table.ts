@@ -1,29 +1,30 @@
-import { bigint, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigint, jsonb, pgTable, pgView, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 
-export const auditEvents = pgTable(
-  'audit_events',
-  {
-    tenantId: text('tenant_id').notNull(),
-    id: uuid('id').notNull(),
-    occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull(),
-    actorSub: text('actor_sub').notNull(),
-    actorRoles: text('actor_roles').array().notNull(),
-    action: text('action').notNull(),
-    resourceType: text('resource_type').notNull(),
-    resourceId: text('resource_id'),
-    patientId: uuid('patient_id'),
-    outcome: text('outcome').$type<'success' | 'denied' | 'error'>().notNull(),
-    requestId: text('request_id'),
-    clientIp: text('client_ip'),
-    userAgent: text('user_agent'),
-    detail: jsonb('detail').$type<Record<string, unknown>>(),
-    keyId: text('key_id').notNull(),
-    hmac: text('hmac').notNull(),
-    // Set by the database: the writing transaction (migration 0009; what seals are ranges of).
-    txid: text('txid').notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.tenantId, t.id] })],
-);
+const auditColumns = () => ({
+  tenantId: text('tenant_id').notNull(),
+  id: uuid('id').notNull(),
+  occurredAt: timestamp('occurred_at', { withTimezone: true }).notNull(),
+  actorSub: text('actor_sub').notNull(),
+  actorRoles: text('actor_roles').array().notNull(),
+  action: text('action').notNull(),
+  resourceType: text('resource_type').notNull(),
+  resourceId: text('resource_id'),
+  patientId: uuid('patient_id'),
+  outcome: text('outcome').$type<'success' | 'denied' | 'error'>().notNull(),
+  requestId: text('request_id'),
+  clientIp: text('client_ip'),
+  userAgent: text('user_agent'),
+  detail: jsonb('detail').$type<Record<string, unknown>>(),
+  keyId: text('key_id').notNull(),
+  hmac: text('hmac').notNull(),
+  // Set by the database: the writing transaction (migration 0009; what seals are ranges of).
+  txid: text('txid').notNull(),
+});
+
+export const auditEvents = pgTable('audit_events', auditColumns(), (t) => [primaryKey({ columns: [t.tenantId, t.id] })]);
+
+/** Every record, from audit_events and from the batches of read records alike (migration 0010). */
+export const auditTrail = pgView('audit_trail', auditColumns()).existing();
 
 /** A record as the application builds and reads it (txid is the database's, used by sealing only). */
 export type AuditEventRow = Omit<typeof auditEvents.$inferSelect, 'txid'>;

@@ -1,14 +1,15 @@
 // Writes audit records. A write's own record goes into its statement (see write helpers and
-// migration 0005); everything else — reads, denials, failures — comes here. By default these are
-// batched: kept in memory at most `flushMs` (≤ 1 s), then inserted with one multi-row INSERT per
-// tenant, so a cached read costs no synchronous insert; `reads: 'sync'` inserts each before the
-// response instead. A failed flush keeps the records and retries; close() flushes what is left
-// (graceful shutdown).
+// migration 0008); everything else — reads, denials, failures — comes here. By default these are
+// batched: kept in memory at most `flushMs` (≤ 1 s), then stored as one audit_event_batches row per
+// tenant and flush (migration 0010), so a cached read costs neither a synchronous insert nor a row
+// and four index entries of its own; `reads: 'sync'` inserts each into audit_events before the
+// response instead. A failed flush keeps its batches as they were and retries them; close()
+// flushes what is left (graceful shutdown).
 import { param, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
 import { idAt } from '../../platform/ids.js';
-import { signRecord, type AuditEntry, type AuditKey, type AuditSubject } from './audit-record.js';
+import { asColumnsJson, signRecord, type AuditEntry, type AuditKey, type AuditSubject } from './audit-record.js';
 import type { AuditEventRow } from './audit.table.js';
 
 export interface AuditorStats {
@@ -41,33 +42,57 @@ export interface AuditorOptions {
 
 const MAX_ROWS_PER_INSERT = 1000;
 
-/**
- * One INSERT for many records: each column travels as one array parameter and unnest() turns the
- * arrays back into rows, so the statement has the same 16 parameters whatever the batch size
- * (drizzle's multi-row VALUES builder cost more CPU than the reads being audited). Roles travel
- * comma-joined (unnest would flatten an array of arrays; role names have no commas), details as
- * JSON text. A retried batch may hold rows that committed before a failure: those are skipped.
- */
-function insertMany(rows: AuditEventRow[]) {
-  const col = <T>(f: (r: AuditEventRow) => T) => param(rows.map(f));
-  return sql`insert into audit_events (tenant_id, id, occurred_at, actor_sub, actor_roles, action, resource_type, resource_id,
-      patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, hmac)
-    select t, i, o, a, string_to_array(r, ','), ac, rt, ri, pi, oc, rq, ip, ua, d::jsonb, k, h
-    from unnest(${col((r) => r.tenantId)}::text[], ${col((r) => r.id)}::uuid[], ${col((r) => r.occurredAt.toISOString())}::timestamptz[],
-      ${col((r) => r.actorSub)}::text[], ${col((r) => r.actorRoles.join(','))}::text[], ${col((r) => r.action)}::text[],
-      ${col((r) => r.resourceType)}::text[], ${col((r) => r.resourceId)}::text[], ${col((r) => r.patientId)}::uuid[],
-      ${col((r) => r.outcome)}::text[], ${col((r) => r.requestId)}::text[], ${col((r) => r.clientIp)}::text[],
-      ${col((r) => r.userAgent)}::text[], ${col((r) => (r.detail === null ? null : JSON.stringify(r.detail)))}::text[],
-      ${col((r) => r.keyId)}::text[], ${col((r) => r.hmac)}::text[])
-      as x(t, i, o, a, r, ac, rt, ri, pi, oc, rq, ip, ua, d, k, h)
+const COLUMNS = 'tenant_id, id, occurred_at, actor_sub, actor_roles, action, resource_type, resource_id, patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, hmac';
+
+/** One record into audit_events (AUDIT_READS=sync), from the same JSON form a write statement carries. */
+const insertOne = (r: AuditEventRow) =>
+  sql`insert into audit_events (${sql.raw(COLUMNS)}) select ${sql.raw(COLUMNS)} from jsonb_populate_record(null::audit_events, ${JSON.stringify(asColumnsJson(r))}::jsonb)`;
+
+/** Records of one tenant stored as one batch row; its id is its first record's, so a retry that follows a lost acknowledgement conflicts. */
+interface Batch {
+  tenantId: string;
+  rows: AuditEventRow[];
+}
+
+function insertBatch(b: Batch) {
+  let first = b.rows[0]!.id;
+  let last = first;
+  const patients = new Set<string>();
+  const actors = new Set<string>();
+  for (const r of b.rows) {
+    if (r.id < first) first = r.id;
+    if (r.id > last) last = r.id;
+    if (r.patientId !== null) patients.add(r.patientId);
+    actors.add(r.actorSub);
+  }
+  return sql`insert into audit_event_batches (tenant_id, id, first_id, last_id, patient_ids, actor_subs, records)
+    values (${b.tenantId}, ${b.rows[0]!.id}::uuid, ${first}::uuid, ${last}::uuid, ${param([...patients])}::uuid[], ${param([...actors])}::text[],
+      ${JSON.stringify(b.rows.map(asColumnsJson))}::jsonb)
     on conflict do nothing`;
 }
+
+function batchesOf(rows: AuditEventRow[]): Batch[] {
+  const byTenant = new Map<string, AuditEventRow[]>();
+  for (const r of rows) {
+    const list = byTenant.get(r.tenantId);
+    if (list) list.push(r);
+    else byTenant.set(r.tenantId, [r]);
+  }
+  const out: Batch[] = [];
+  for (const [tenantId, list] of byTenant) {
+    for (let i = 0; i < list.length; i += MAX_ROWS_PER_INSERT) out.push({ tenantId, rows: list.slice(i, i + MAX_ROWS_PER_INSERT) });
+  }
+  return out;
+}
+
 // Beyond this many unwritten records (the database has been down for a long while) the oldest go,
 // loudly: memory must stay bounded. Counted in stats().dropped and logged as an error.
 const MAX_PENDING = 100_000;
 
 export function createAuditor(o: AuditorOptions): Auditor {
   let pending: AuditEventRow[] = [];
+  /** Batches whose insert failed: retried first, exactly as they were. */
+  let unwritten: Batch[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
   const counts = { written: 0, failedFlushes: 0, dropped: 0 };
@@ -90,22 +115,6 @@ export function createAuditor(o: AuditorOptions): Auditor {
       detail: e.detail ?? null,
     });
 
-  async function insert(rows: AuditEventRow[]): Promise<void> {
-    const byTenant = new Map<string, AuditEventRow[]>();
-    for (const r of rows) {
-      const list = byTenant.get(r.tenantId);
-      if (list) list.push(r);
-      else byTenant.set(r.tenantId, [r]);
-    }
-    for (const [tenantId, list] of byTenant) {
-      for (let i = 0; i < list.length; i += MAX_ROWS_PER_INSERT) {
-        const chunk = list.slice(i, i + MAX_ROWS_PER_INSERT);
-        await o.db.autocommit(tenantId, (q) => q.execute(insertMany(chunk)));
-        counts.written += chunk.length;
-      }
-    }
-  }
-
   function schedule(): void {
     timer ??= setTimeout(() => {
       timer = undefined;
@@ -113,24 +122,32 @@ export function createAuditor(o: AuditorOptions): Auditor {
     }, o.flushMs);
   }
 
+  const unwrittenRows = () => unwritten.reduce((n, b) => n + b.rows.length, 0);
+
   function flush(): Promise<void> {
     flushing = flushing.then(async () => {
-      if (pending.length === 0) return;
-      const batch = pending;
+      if (pending.length === 0 && unwritten.length === 0) return;
+      const batches = [...unwritten, ...batchesOf(pending)];
       pending = [];
-      try {
-        await insert(batch);
-      } catch (err) {
-        counts.failedFlushes++;
-        pending = [...batch, ...pending];
-        if (pending.length > MAX_PENDING) {
-          const lost = pending.length - MAX_PENDING;
-          pending = pending.slice(lost);
-          counts.dropped += lost;
-          o.log.error({ dropped: lost }, 'audit: pending records over the bound were dropped');
+      unwritten = [];
+      for (const [i, b] of batches.entries()) {
+        try {
+          await o.db.autocommit(b.tenantId, (q) => q.execute(insertBatch(b)));
+          counts.written += b.rows.length;
+        } catch (err) {
+          counts.failedFlushes++;
+          unwritten = batches.slice(i);
+          let over = unwrittenRows() + pending.length - MAX_PENDING;
+          while (over > 0 && unwritten.length > 0) {
+            const lost = unwritten.shift()!.rows.length;
+            over -= lost;
+            counts.dropped += lost;
+            o.log.error({ dropped: lost }, 'audit: pending records over the bound were dropped');
+          }
+          o.log.warn({ err, pending: unwrittenRows() + pending.length }, 'audit: writing read records failed; retrying');
+          schedule();
+          return;
         }
-        o.log.warn({ err, pending: pending.length }, 'audit: writing read records failed; retrying');
-        schedule();
       }
     });
     return flushing;
@@ -142,7 +159,8 @@ export function createAuditor(o: AuditorOptions): Auditor {
     async record(who, e, at) {
       const row = sign(who, e, at);
       if (o.mode === 'sync') {
-        await insert([row]);
+        await o.db.autocommit(row.tenantId, (q) => q.execute(insertOne(row)));
+        counts.written++;
         return;
       }
       pending.push(row);
@@ -150,12 +168,12 @@ export function createAuditor(o: AuditorOptions): Auditor {
       else schedule();
     },
     flush,
-    stats: () => ({ pending: pending.length, ...counts }),
+    stats: () => ({ pending: pending.length + unwrittenRows(), ...counts }),
     async close() {
       if (timer) clearTimeout(timer);
       timer = undefined;
       await flush();
-      if (pending.length > 0) o.log.error({ lost: pending.length }, 'audit: records could not be written before shutdown');
+      if (pending.length + unwrittenRows() > 0) o.log.error({ lost: pending.length + unwrittenRows() }, 'audit: records could not be written before shutdown');
     },
   };
 }

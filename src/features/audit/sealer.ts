@@ -15,9 +15,10 @@
 // As what: the application role with the tenant set, like every other write; it may INSERT into
 // audit_seals but not UPDATE or DELETE it.
 import { param, sql } from 'drizzle-orm';
-import { rowsOf, type Db, type Querier } from '../../platform/db/db.js';
+import { rowsOf, type Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
 import type { AuditKey } from './audit-record.js';
+import { sealCandidates } from './audit-trail.sql.js';
 import { digestOf, FIRST_TXID, genesisOf, SEAL_BATCH, sealHash, sealLockName } from './chain.js';
 
 export interface SealOptions {
@@ -37,17 +38,6 @@ export interface SealResult {
   /** The batch was full: more may be waiting. */
   more: boolean;
 }
-
-interface Candidate {
-  txid: string;
-  id: string;
-  hmac: string;
-}
-
-const candidates = (q: Querier, tenantId: string, where: ReturnType<typeof sql>, limit: number) =>
-  q
-    .execute(sql`select txid::text as txid, id::text as id, hmac from audit_events where tenant_id = ${tenantId} and ${where} order by txid, id limit ${limit}`)
-    .then((r) => rowsOf<Candidate>(r));
 
 /** Seals the tenant's records of ended transactions since the last seal (at most about `batch`), in one transaction. */
 export async function sealTenant(db: Db, key: AuditKey, tenantId: string, now: Date, o: SealOptions = {}): Promise<SealResult> {
@@ -69,7 +59,7 @@ export async function sealTenant(db: Db, key: AuditKey, tenantId: string, now: D
     // Only after a logical restore into another cluster (transaction ids restart): new records
     // would fall into sealed ranges. See README (Sealing).
     if (BigInt(horizon) < BigInt(from)) throw new Error(`transaction ids are below the last seal (${horizon} < ${from}): sealing stopped`);
-    let rows = await candidates(q, tenantId, sql`txid >= ${from}::xid8 and txid < ${horizon}::xid8`, batch + 1);
+    let rows = await sealCandidates(q, tenantId, sql`txid >= ${from}::xid8 and txid < ${horizon}::xid8`, batch + 1);
     if (rows.length === 0) return { sealed: 0, head, busy: false, more: false };
     let to = horizon;
     const more = rows.length > batch;
@@ -82,7 +72,7 @@ export async function sealTenant(db: Db, key: AuditKey, tenantId: string, now: D
         rows = fitting;
         to = cut;
       } else {
-        rows = await candidates(q, tenantId, sql`txid = ${cut}::xid8`, Number.MAX_SAFE_INTEGER);
+        rows = await sealCandidates(q, tenantId, sql`txid = ${cut}::xid8`, Number.MAX_SAFE_INTEGER);
         to = (BigInt(cut) + 1n).toString();
       }
     }

@@ -10,7 +10,7 @@ import { clientAs, startServer, storageModes, type TestServer } from '../../../t
 import { waitFor } from '../../../test/helpers/process.js';
 import { pgError } from '../../platform/db/errors.js';
 import { asColumnsJson } from './audit-record.js';
-import { auditEvents, auditSeals } from './audit.table.js';
+import { auditSeals, auditTrail } from './audit.table.js';
 import { digestOf, FIRST_TXID, genesisOf, sealHash } from './chain.js';
 import { listTenantIds, sealTenant, startAuditSealer } from './sealer.js';
 import { verifyTenant } from './verify.js';
@@ -31,7 +31,7 @@ const chainOf = (srv: TestServer, tenant: string) =>
   srv.deps.db.read(tenant, (q) => q.select().from(auditSeals).where(eq(auditSeals.tenantId, tenant)).orderBy(asc(auditSeals.position)));
 /** The tenant's records in sealing order: by writing transaction, then id. */
 const eventsOf = (srv: TestServer, tenant: string) =>
-  srv.deps.db.read(tenant, (q) => q.select().from(auditEvents).where(eq(auditEvents.tenantId, tenant)).orderBy(asc(auditEvents.txid), asc(auditEvents.id)));
+  srv.deps.db.read(tenant, (q) => q.select().from(auditTrail).where(eq(auditTrail.tenantId, tenant)).orderBy(asc(auditTrail.txid), asc(auditTrail.id)));
 const sealedIds = async (srv: TestServer, tenant: string) => (await chainOf(srv, tenant)).flatMap((c) => c.eventIds);
 
 /**
@@ -209,6 +209,9 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
       ['UPDATE audit_events', sql`update audit_events set actor_sub = 'mallory'`],
       ['DELETE audit_events', sql`delete from audit_events`],
       ['TRUNCATE audit_events', sql`truncate audit_events`],
+      ['UPDATE audit_event_batches', sql`update audit_event_batches set records = '[]'`],
+      ['DELETE audit_event_batches', sql`delete from audit_event_batches`],
+      ['TRUNCATE audit_event_batches', sql`truncate audit_event_batches`],
       ['UPDATE audit_seals', sql`update audit_seals set position = position + 1000`],
       ['DELETE audit_seals', sql`delete from audit_seals`],
       ['TRUNCATE audit_seals', sql`truncate audit_seals`],
@@ -229,6 +232,8 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
     it.each([
       ['update audit_events', `update audit_events set actor_sub = 'mallory' where tenant_id = '%T'`],
       ['delete from audit_events', `delete from audit_events where tenant_id = '%T'`],
+      ['update audit_event_batches', `update audit_event_batches set records = '[]' where tenant_id = '%T'`],
+      ['delete from audit_event_batches', `delete from audit_event_batches where tenant_id = '%T'`],
       ['update audit_seals', `update audit_seals set hash = 'x' where tenant_id = '%T'`],
       ['delete from audit_seals', `delete from audit_seals where tenant_id = '%T'`],
     ])('the triggers refuse %s even to the owner', async (_name, text) => {

@@ -82,7 +82,9 @@ const forgedCopy = (tenant: string, from: string, id: string, txid?: string) =>
 describe.each(storageModes())('audit verification on %s', (mode) => {
   let srv: TestServer;
   beforeAll(async () => {
-    srv = await startServer(mode);
+    // Synchronous read records: every record is an audit_events row, one transaction each
+    // (batched reads are stored as batch rows; their tampering cases follow below).
+    srv = await startServer(mode, { AUDIT_READS: 'sync' });
   });
   afterAll(() => srv?.close());
 
@@ -231,6 +233,68 @@ describe.each(storageModes())('audit verification on %s', (mode) => {
     await tamper(srv.deps.db, `update audit_events set actor_sub = 'x' where tenant_id = '${b.tenant}' and id = '${b.ids[0]}'`);
     expect(await verify(a.tenant)).toMatchObject({ ok: true });
     expect(await verify(b.tenant)).toMatchObject({ ok: false, problem: 'altered', position: 1 });
+  });
+});
+
+describe.each(storageModes())('audit verification of batched read records on %s', (mode) => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startServer(mode);
+  });
+  afterAll(() => srv?.close());
+
+  /** A patient created and read three times: the reads are one batch row (one flush), sealed after the create. */
+  async function batchedTenant(): Promise<{ tenant: string; reads: string[] }> {
+    const tenant = await srv.newTenant();
+    const api = await clientAs(srv, tenant, 'clinician');
+    const p = await api('POST', '/v1/patients', { body: patientInput() });
+    for (let i = 0; i < 3; i++) expect((await api('GET', `/v1/patients/${p.body.id}`)).status).toBe(200);
+    await srv.deps.audit.flush();
+    const [batch] = await srv.deps.db.withOwner((s) => s.query<{ ids: string[] }>(
+      `select array(select r->>'id' from jsonb_array_elements(records) r) as ids from audit_event_batches where tenant_id = $1`, [tenant]));
+    expect(batch!.ids).toHaveLength(3);
+    await waitFor(async () => {
+      await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date());
+      return (await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).ok && ((await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)) as { sealed: number }).sealed === 4;
+    }, 10_000, () => 'all four records sealed');
+    return { tenant, reads: [...batch!.ids].sort() };
+  }
+  const verify = (tenant: string) => verifyTenant(srv.deps.db, srv.deps.audit.key, tenant);
+  /** The batch's array index of the record with this id. */
+  const indexOf = (id: string) => `(select i - 1 from audit_event_batches b, jsonb_array_elements(b.records) with ordinality as x(r, i) where r->>'id' = '${id}')`;
+
+  it('an untouched batch verifies, each of its records counted', async () => {
+    const { tenant } = await batchedTenant();
+    expect(await verify(tenant)).toMatchObject({ ok: true, sealed: 4, pending: 0 });
+  });
+
+  it('a field of a record inside a batch changed: altered, naming the record', async () => {
+    const { tenant, reads } = await batchedTenant();
+    const id = reads[1]!;
+    await tamper(srv.deps.db, `update audit_event_batches set records = jsonb_set(records, array[${indexOf(id)}::text, 'actor_sub'], '"someone-else"') where tenant_id = '${tenant}'`);
+    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'altered', eventId: id });
+  });
+
+  it('a record removed from a batch: removed, naming it', async () => {
+    const { tenant, reads } = await batchedTenant();
+    const id = reads[2]!;
+    await tamper(srv.deps.db, `update audit_event_batches set records = records - ${indexOf(id)}::int where tenant_id = '${tenant}'`);
+    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'removed', eventId: id });
+  });
+
+  it('a forged record added to a batch: inserted, naming it', async () => {
+    const { tenant, reads } = await batchedTenant();
+    const forged = randomUUID();
+    await tamper(srv.deps.db, `update audit_event_batches set records = records || jsonb_build_array(
+      jsonb_set(jsonb_set(records->0, '{id}', '"${forged}"'), '{hmac}', '"Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5"')) where tenant_id = '${tenant}'`);
+    expect(reads).not.toContain(forged);
+    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'inserted', eventId: forged });
+  });
+
+  it('a whole batch deleted: removed, naming its first record', async () => {
+    const { tenant, reads } = await batchedTenant();
+    await tamper(srv.deps.db, `delete from audit_event_batches where tenant_id = '${tenant}'`);
+    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'removed', eventId: reads[0] });
   });
 });
 

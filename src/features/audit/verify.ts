@@ -1,4 +1,5 @@
-// Verifies a tenant's audit trail: walks audit_seals by position, recomputing every seal's hash,
+// Verifies a tenant's audit trail (audit_events rows and the records of audit_event_batches rows
+// alike): walks audit_seals by position, recomputing every seal's hash,
 // checking that each seal's range starts where the previous one ended, that the records in its
 // range are exactly the ones it lists, in order, and that every record matches its HMAC; then
 // checks the records not sealed yet. Read-only; reports the FIRST problem found, in chain order.
@@ -19,10 +20,11 @@
 // What it cannot see on its own: the chain's tail cut off together with (or without) its records
 // looks like a shorter, valid chain. Keep the head printed by `carebase audit verify` somewhere the
 // database's operators cannot write, and pass it back with --head to catch that.
-import { and, asc, eq, gt, sql } from 'drizzle-orm';
+import { and, asc, eq, gt } from 'drizzle-orm';
 import type { Db } from '../../platform/db/db.js';
 import { hmacMatches, type AuditKey } from './audit-record.js';
-import { auditEvents, auditSeals, type AuditEventRow, type AuditSealRow } from './audit.table.js';
+import { auditSeals, type AuditEventRow, type AuditSealRow } from './audit.table.js';
+import { recordExists, recordsByTxid } from './audit-trail.sql.js';
 import { digestOf, FIRST_TXID, genesisOf, sealHash } from './chain.js';
 
 export type AuditProblem = 'altered' | 'removed' | 'inserted' | 'reordered' | 'bad-chain';
@@ -83,14 +85,8 @@ export async function verifyTenant(db: Db, key: AuditKey, tenantId: string, o: V
     db.read(tenantId, (q) =>
       q.select().from(auditSeals).where(and(eq(auditSeals.tenantId, tenantId), gt(auditSeals.position, afterPosition))).orderBy(asc(auditSeals.position)).limit(pageSize),
     );
-  const txidRange = (from: string, to?: string) =>
-    to === undefined ? sql`${auditEvents.txid} >= ${from}::xid8` : sql`${auditEvents.txid} >= ${from}::xid8 and ${auditEvents.txid} < ${to}::xid8`;
-  const recordsIn = (from: string, to?: string) =>
-    db.read(tenantId, (q) =>
-      q.select().from(auditEvents).where(and(eq(auditEvents.tenantId, tenantId), txidRange(from, to))).orderBy(asc(auditEvents.txid), asc(auditEvents.id)),
-    );
-  const exists = async (id: string) =>
-    (await db.read(tenantId, (q) => q.select({ id: auditEvents.id }).from(auditEvents).where(and(eq(auditEvents.tenantId, tenantId), eq(auditEvents.id, id))))).length > 0;
+  const recordsIn = (from: string, to?: string) => db.read(tenantId, (q) => recordsByTxid(q, tenantId, from, to));
+  const exists = (id: string) => db.read(tenantId, (q) => recordExists(q, tenantId, id));
 
   /** A seal that does not recompute at `position`: was the seal made for this position moved elsewhere? */
   async function movedFrom(position: number, prevHash: string): Promise<number | undefined> {

@@ -122,7 +122,7 @@ describe.each(storageModes())('consents on %s', (mode) => {
       expect(await rowCount(other)).toBe(1);
       await srv.deps.audit.flush();
       const denied = await query<{ action: string; detail: unknown }>(
-        sql`select action, detail from audit_events where actor_sub = 'pat-nosy' and patient_id = ${other} and outcome = 'denied' order by id`,
+        sql`select action, detail from audit_trail where actor_sub = 'pat-nosy' and patient_id = ${other} and outcome = 'denied' order by id`,
       );
       expect(denied.map((r) => r.action)).toEqual(['consent', 'read', 'read', 'read']);
       expect(denied.every((r) => JSON.stringify(r.detail) === JSON.stringify({ code: 'NOT_FOUND', reason: 'out of scope' }))).toBe(true);
@@ -195,7 +195,7 @@ describe.each(storageModes())('consents on %s', (mode) => {
     expect(await rowCount(p)).toBe(1);
     // One change record; the replay and the refused reuse are recorded as what they were.
     await srv.deps.audit.flush();
-    expect(await query(sql`select outcome, detail from audit_events where action = 'consent' and patient_id = ${p} order by id`)).toEqual([
+    expect(await query(sql`select outcome, detail from audit_trail where action = 'consent' and patient_id = ${p} order by id`)).toEqual([
       { outcome: 'success', detail: { purpose: 'third-party-sharing', decision: 'granted' } },
       { outcome: 'success', detail: { replayed: true } },
       { outcome: 'error', detail: { code: 'IDEMPOTENCY_KEY_REUSED' } },
@@ -216,9 +216,9 @@ describe.each(storageModes())('consents on %s', (mode) => {
       { resource_type: 'Consent', resource_id: a.id, patient_id: p, outcome: 'success', actor_sub: 'dr-admin', detail: { purpose: 'marketing', decision: 'granted' }, same_time: true },
       { resource_type: 'Consent', resource_id: b.id, patient_id: p, outcome: 'success', actor_sub: 'dr-admin', detail: { purpose: 'marketing', decision: 'revoked' }, same_time: true },
     ]);
-    expect((await query<{ request_id: string }>(sql`select request_id from audit_events where resource_id = ${a.id}`))[0]!.request_id).toBe(headers['x-request-id']);
+    expect((await query<{ request_id: string }>(sql`select request_id from audit_trail where resource_id = ${a.id}`))[0]!.request_id).toBe(headers['x-request-id']);
     // The note is never copied into the audit trail, and the carrier column is empty at rest.
-    expect(await query(sql`select 1 from audit_events where detail::text like '%by phone%'`)).toEqual([]);
+    expect(await query(sql`select 1 from audit_trail where detail::text like '%by phone%'`)).toEqual([]);
     expect(await query(sql`select 1 from consents where write_meta is not null`)).toEqual([]);
 
     // A failed change leaves an error record and no success record.
@@ -231,14 +231,14 @@ describe.each(storageModes())('consents on %s', (mode) => {
     await reader('GET', `${path(p)}/${a.id}`);
     await srv.deps.audit.flush();
     const reads = await query<Record<string, unknown>>(sql`
-      select action, resource_type, resource_id, patient_id, outcome, detail from audit_events where actor_sub = 'consent-reader' order by id`);
+      select action, resource_type, resource_id, patient_id, outcome, detail from audit_trail where actor_sub = 'consent-reader' order by id`);
     expect(reads).toEqual([
       { action: 'read', resource_type: 'Consent', resource_id: null, patient_id: p, outcome: 'success', detail: { view: 'list', count: 2 } },
       { action: 'read', resource_type: 'Consent', resource_id: null, patient_id: p, outcome: 'success', detail: { view: 'current' } },
       { action: 'read', resource_type: 'Consent', resource_id: a.id, patient_id: p, outcome: 'success', detail: null },
     ]);
-    expect((await query(sql`select 1 from audit_events where action = 'consent' and patient_id = ${p}`)).length).toBe(2);
-    expect(await query(sql`select outcome, detail from audit_events where action = 'consent' and patient_id = ${missing}`)).toEqual([
+    expect((await query(sql`select 1 from audit_trail where action = 'consent' and patient_id = ${p}`)).length).toBe(2);
+    expect(await query(sql`select outcome, detail from audit_trail where action = 'consent' and patient_id = ${missing}`)).toEqual([
       { outcome: 'error', detail: { code: 'NOT_FOUND' } },
     ]);
   });

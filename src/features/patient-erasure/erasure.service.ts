@@ -15,6 +15,7 @@ import { authorize } from '../../auth/permissions.js';
 import type { Ctx } from '../../context.js';
 import type { Querier } from '../../platform/db/db.js';
 import { auditedWrite } from '../audit/audited.js';
+import { countForPatient } from '../audit/audit-trail.sql.js';
 import { writeMeta } from '../shared/write-meta.js';
 import { changed } from '../patients/patients.service.js';
 import type { AuditEntry } from '../audit/audit-record.js';
@@ -97,7 +98,7 @@ async function finish(ctx: Ctx, id: string): Promise<ErasureReport> {
       requestedAt: erasure.requestedAt.toISOString(),
       completedAt: now.toISOString(),
       erased: { ...rows, idempotencyRecords, cacheEntries: cacheKeys.length },
-      kept: { auditRecords: await auditRecordCount(q, ctx.tenantId, id) },
+      kept: { auditRecords: await countForPatient(q, ctx.tenantId, id) },
       verification,
     };
     await q
@@ -143,7 +144,3 @@ async function verify(ctx: Ctx, id: string, cacheKeys: [string, string][]): Prom
   return { remainingRows, remainingCacheEntries };
 }
 
-async function auditRecordCount(q: Querier, tenantId: string, patientId: string): Promise<number> {
-  const r = (await q.execute(sql`select count(*)::int as n from audit_events where tenant_id = ${tenantId} and patient_id = ${patientId}::uuid`)) as unknown as { rows: { n: number }[] };
-  return r.rows[0]!.n;
-}

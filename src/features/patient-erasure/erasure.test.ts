@@ -97,7 +97,7 @@ describe.each(storageModes())('patient erasure on %s', (mode) => {
 
     // The audit trail keeps the patient id only, including the erasure itself.
     await srv.deps.audit.flush();
-    expect(await rowsOf(srv, tenant, sql`select action, actor_sub from audit_events where patient_id = ${p.id} and action = 'erase'`)).toEqual([{ action: 'erase', actor_sub: 'dpo' }]);
+    expect(await rowsOf(srv, tenant, sql`select action, actor_sub from audit_trail where patient_id = ${p.id} and action = 'erase'`)).toEqual([{ action: 'erase', actor_sub: 'dpo' }]);
 
     // Asking again returns the same report.
     const again = await admin('POST', `/v1/patients/${p.id}/erase`, { body: { reason: 'GDPR request #1' }, headers: ifMatch(1) });

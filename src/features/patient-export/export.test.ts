@@ -44,7 +44,7 @@ describe.each(storageModes())('patient export on %s', (mode) => {
   async function auditRows(where: string): Promise<AuditRow[]> {
     await srv.deps.audit.flush();
     const cols = 'action, outcome, resource_type, resource_id, patient_id, actor_sub, detail';
-    return rowsOf<AuditRow>(srv, tenant, sql.raw(`select ${cols} from audit_events where ${where} order by id`));
+    return rowsOf<AuditRow>(srv, tenant, sql.raw(`select ${cols} from audit_trail where ${where} order by id`));
   }
 
   beforeAll(async () => {

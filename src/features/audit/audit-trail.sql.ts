@@ -1,0 +1,199 @@
+// Reading the audit trail: records are rows of audit_events (writes, synchronous reads) or members
+// of audit_event_batches rows (batched reads, one row per flush; migration 0010). Searches read
+// each table through its own indexes — audit_events by (tenant, patient|actor, id), batches by
+// their GIN lists of patients and actors and their id ranges — and merge by record id.
+import { param, sql, type SQL } from 'drizzle-orm';
+import { rowsOf, type Querier } from '../../platform/db/db.js';
+import { idFloor } from '../../platform/ids.js';
+import type { AuditEventRow } from './audit.table.js';
+
+export interface AuditRowFilters {
+  patientId?: string;
+  actor?: string;
+  action?: string;
+  resourceType?: string;
+  resourceId?: string;
+  outcome?: 'success' | 'denied' | 'error';
+  from?: Date;
+  to?: Date;
+}
+
+export interface IdRange {
+  afterId?: string;
+  upToId?: string;
+}
+
+const COLUMNS = sql.raw(
+  'e.tenant_id, e.id::text as id, e.occurred_at, e.actor_sub, e.actor_roles, e.action, e.resource_type, e.resource_id, e.patient_id::text as patient_id, e.outcome, e.request_id, e.client_ip, e.user_agent, e.detail, e.key_id, e.hmac',
+);
+/** A batch's records as rows shaped like audit_events (alias e). */
+const EXPANDED = sql.raw('cross join lateral jsonb_populate_recordset(null::audit_events, b.records) e');
+
+interface RawRecord {
+  tenant_id: string;
+  id: string;
+  occurred_at: Date | string;
+  actor_sub: string;
+  actor_roles: string[];
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  patient_id: string | null;
+  outcome: AuditEventRow['outcome'];
+  request_id: string | null;
+  client_ip: string | null;
+  user_agent: string | null;
+  detail: Record<string, unknown> | null;
+  key_id: string;
+  hmac: string;
+}
+
+const toRow = (r: RawRecord): AuditEventRow => ({
+  tenantId: r.tenant_id,
+  id: r.id,
+  occurredAt: new Date(r.occurred_at),
+  actorSub: r.actor_sub,
+  actorRoles: r.actor_roles,
+  action: r.action,
+  resourceType: r.resource_type,
+  resourceId: r.resource_id,
+  patientId: r.patient_id,
+  outcome: r.outcome,
+  requestId: r.request_id,
+  clientIp: r.client_ip,
+  userAgent: r.user_agent,
+  detail: r.detail,
+  keyId: r.key_id,
+  hmac: r.hmac,
+});
+
+const and = (parts: (SQL | undefined)[]) => sql.join(parts.filter((p): p is SQL => p !== undefined), sql` and `);
+
+// A time range is also an id range (ids are UUIDv7s of occurred_at), so it narrows by index; the
+// second of slack covers records signed before ids were made from occurred_at.
+const fromId = (f: AuditRowFilters) => (f.from !== undefined ? idFloor(f.from.getTime() - 1000) : undefined);
+const toId = (f: AuditRowFilters) => (f.to !== undefined ? idFloor(f.to.getTime() + 1000) : undefined);
+
+/** The filters on one record (alias e), the same for both tables. */
+function recordWhere(f: AuditRowFilters, r: IdRange): SQL {
+  return and([
+    sql`true`,
+    f.patientId !== undefined ? sql`e.patient_id = ${f.patientId}::uuid` : undefined,
+    f.actor !== undefined ? sql`e.actor_sub = ${f.actor}` : undefined,
+    f.action !== undefined ? sql`e.action = ${f.action}` : undefined,
+    f.resourceType !== undefined ? sql`e.resource_type = ${f.resourceType}` : undefined,
+    f.resourceId !== undefined ? sql`e.resource_id = ${f.resourceId}` : undefined,
+    f.outcome !== undefined ? sql`e.outcome = ${f.outcome}` : undefined,
+    f.from !== undefined ? sql`e.occurred_at >= ${f.from.toISOString()}::timestamptz and e.id >= ${fromId(f)}::uuid` : undefined,
+    f.to !== undefined ? sql`e.occurred_at < ${f.to.toISOString()}::timestamptz and e.id < ${toId(f)}::uuid` : undefined,
+    r.afterId !== undefined ? sql`e.id > ${r.afterId}::uuid` : undefined,
+    r.upToId !== undefined ? sql`e.id <= ${r.upToId}::uuid` : undefined,
+  ]);
+}
+
+/** The batches that may hold a matching record (alias b): by their patient and actor lists and id range. */
+function batchWhere(tenantId: string, f: AuditRowFilters, r: IdRange): SQL {
+  const low = [r.afterId, fromId(f)].filter((v): v is string => v !== undefined);
+  const high = [r.upToId, toId(f)].filter((v): v is string => v !== undefined);
+  return and([
+    sql`b.tenant_id = ${tenantId}`,
+    f.patientId !== undefined ? sql`b.patient_ids @> array[${f.patientId}::uuid]` : undefined,
+    f.actor !== undefined ? sql`b.actor_subs @> array[${f.actor}::text]` : undefined,
+    ...low.map((id) => sql`b.last_id >= ${id}::uuid`),
+    ...high.map((id) => sql`b.first_id <= ${id}::uuid`),
+  ]);
+}
+
+/** Batches examined per round trip of a search. */
+const BATCH_WINDOW = 16;
+
+/**
+ * Up to `limit` matching records after `afterId` (and not after `upToId`), in id order (ascending,
+ * or descending with `newestFirst`). Batches are taken a window at a time in order of their first
+ * (last) record id: once a window is read, every batch record before the next window's first id
+ * is known, so the merge stops as soon as `limit` records lie before that bound.
+ */
+export async function searchTrail(
+  q: Querier,
+  tenantId: string,
+  f: AuditRowFilters,
+  page: IdRange & { limit: number; newestFirst?: boolean },
+): Promise<AuditEventRow[]> {
+  const desc = page.newestFirst === true;
+  const dir = sql.raw(desc ? 'desc' : 'asc');
+  const before = (a: string, b: string) => (desc ? a > b : a < b);
+  const byId = (a: AuditEventRow, b: AuditEventRow) => (a.id === b.id ? 0 : before(a.id, b.id) ? -1 : 1);
+
+  const rows = rowsOf<RawRecord>(
+    await q.execute(sql`select ${COLUMNS} from audit_events e where e.tenant_id = ${tenantId} and ${recordWhere(f, page)} order by e.id ${dir} limit ${page.limit}`),
+  ).map(toRow);
+
+  const edge = sql.raw(desc ? 'b.last_id' : 'b.first_id');
+  let cursor: { edge: string; id: string } | undefined;
+  for (;;) {
+    const after = cursor === undefined ? undefined : desc ? sql`(${edge}, b.id) < (${cursor.edge}::uuid, ${cursor.id}::uuid)` : sql`(${edge}, b.id) > (${cursor.edge}::uuid, ${cursor.id}::uuid)`;
+    const batches = rowsOf<{ id: string; edge: string }>(
+      await q.execute(sql`select b.id::text as id, ${edge}::text as edge from audit_event_batches b
+        where ${and([batchWhere(tenantId, f, page), after])} order by ${edge} ${dir}, b.id ${dir} limit ${BATCH_WINDOW + 1}`),
+    );
+    const window = batches.slice(0, BATCH_WINDOW);
+    if (window.length > 0) {
+      const found = rowsOf<RawRecord>(
+        await q.execute(sql`select ${COLUMNS} from audit_event_batches b ${EXPANDED}
+          where b.tenant_id = ${tenantId} and b.id = any(${param(window.map((b) => b.id))}::uuid[]) and ${recordWhere(f, page)}
+          order by e.id ${dir} limit ${page.limit}`),
+      );
+      rows.push(...found.map(toRow));
+      rows.sort(byId);
+    }
+    const next = batches[BATCH_WINDOW];
+    if (next === undefined) return rows.slice(0, page.limit);
+    const known = rows.filter((r) => before(r.id, next.edge));
+    if (known.length >= page.limit) return known.slice(0, page.limit);
+    cursor = { edge: window.at(-1)!.edge, id: window.at(-1)!.id };
+  }
+}
+
+/** Every record written by transactions in [from, to) (to open-ended when absent), in (txid, id) order. */
+export async function recordsByTxid(q: Querier, tenantId: string, from: string, to?: string): Promise<(AuditEventRow & { txid: string })[]> {
+  const range = (col: string) =>
+    to === undefined ? sql`${sql.raw(col)} >= ${from}::xid8` : sql`${sql.raw(col)} >= ${from}::xid8 and ${sql.raw(col)} < ${to}::xid8`;
+  const rows = rowsOf<RawRecord & { txid: string }>(
+    await q.execute(sql`select * from (
+        select ${COLUMNS}, e.txid from audit_events e where e.tenant_id = ${tenantId} and ${range('e.txid')}
+        union all
+        select ${COLUMNS}, b.txid from audit_event_batches b ${EXPANDED} where b.tenant_id = ${tenantId} and ${range('b.txid')}
+      ) x order by txid, id`),
+  );
+  return rows.map((r) => ({ ...toRow(r), txid: String(r.txid) }));
+}
+
+/** The ids and HMACs of the records of transactions in the range, in (txid, id) order, at most `limit`: what the sealer seals. */
+export async function sealCandidates(q: Querier, tenantId: string, range: SQL, limit: number): Promise<{ txid: string; id: string; hmac: string }[]> {
+  return rowsOf<{ txid: string; id: string; hmac: string }>(
+    await q.execute(sql`select * from (
+        (select e.txid::text as txid, e.id::text as id, e.hmac, e.txid as t from audit_events e
+          where e.tenant_id = ${tenantId} and ${range} order by e.txid, e.id limit ${limit})
+        union all
+        (select b.txid::text, r.id::text, r.hmac, b.txid from audit_event_batches b
+          cross join lateral jsonb_to_recordset(b.records) r(id uuid, hmac text)
+          where b.tenant_id = ${tenantId} and ${range} order by b.txid, r.id limit ${limit})
+      ) x order by t, id limit ${limit}`),
+  );
+}
+
+/** Whether the tenant's trail holds a record with this id anywhere. */
+export async function recordExists(q: Querier, tenantId: string, id: string): Promise<boolean> {
+  const r = await q.execute(sql`select 1 from audit_trail where tenant_id = ${tenantId} and id = ${id}::uuid limit 1`);
+  return rowsOf(r).length > 0;
+}
+
+/** How many records name the patient (each table through its patient index). */
+export async function countForPatient(q: Querier, tenantId: string, patientId: string): Promise<number> {
+  const [row] = rowsOf<{ n: number }>(
+    await q.execute(sql`select (select count(*) from audit_events e where e.tenant_id = ${tenantId} and e.patient_id = ${patientId}::uuid)
+      + (select count(*) from audit_event_batches b ${EXPANDED}
+          where b.tenant_id = ${tenantId} and b.patient_ids @> array[${patientId}::uuid] and e.patient_id = ${patientId}::uuid) as n`),
+  );
+  return Number(row?.n ?? 0);
+}

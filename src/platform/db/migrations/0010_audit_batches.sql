@@ -1,0 +1,55 @@
+-- Batched read records are stored a flush at a time: one row per tenant per flush, holding the
+-- records themselves (the same fields, key id and HMAC as an audit_events row) as a jsonb array.
+--
+-- One audit_events row per read cost the database a heap tuple, four index entries and their WAL
+-- for every cached read, about as much as the read itself. A batch row costs that once per flush
+-- (up to 1,000 records, compressed by TOAST), plus one GIN entry per distinct patient and actor.
+-- Records stay individually signed, sealed and verifiable: seals cover a batch's records by the
+-- batch row's transaction, exactly like audit_events rows (migration 0009).
+--
+-- audit_events keeps every write's record (in the write's own statement, migrations 0005/0008) and
+-- the reads written with AUDIT_READS=sync. audit_trail is both, one record per row, for reading;
+-- the application's searches read the two tables with their own indexes (audit-trail.sql.ts).
+CREATE TABLE audit_event_batches (
+  tenant_id text NOT NULL REFERENCES tenants (id),
+  -- The id of the batch's first record: a retried flush of the same batch conflicts instead of
+  -- storing its records twice.
+  id uuid NOT NULL,
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  -- The smallest and largest record id (UUIDv7s of occurred_at): time ranges and pagination.
+  first_id uuid NOT NULL,
+  last_id uuid NOT NULL,
+  -- Every patient and every actor the records name, once each: searches by patient or actor.
+  patient_ids uuid[] NOT NULL,
+  actor_subs text[] NOT NULL,
+  records jsonb NOT NULL CHECK (jsonb_typeof(records) = 'array'),
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX audit_event_batches_txid_idx ON audit_event_batches (tenant_id, txid);
+CREATE INDEX audit_event_batches_last_id_idx ON audit_event_batches (tenant_id, last_id);
+CREATE INDEX audit_event_batches_patients_idx ON audit_event_batches USING gin (patient_ids);
+CREATE INDEX audit_event_batches_actors_idx ON audit_event_batches USING gin (actor_subs);
+
+CREATE TRIGGER audit_event_batches_append_only BEFORE UPDATE OR DELETE ON audit_event_batches
+  FOR EACH ROW EXECUTE FUNCTION carebase_append_only();
+CREATE TRIGGER audit_event_batches_no_truncate BEFORE TRUNCATE ON audit_event_batches
+  FOR EACH STATEMENT EXECUTE FUNCTION carebase_append_only();
+ALTER TABLE audit_event_batches ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_event_batches FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON audit_event_batches
+  USING (tenant_id = current_setting('app.tenant_id', true))
+  WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+GRANT SELECT, INSERT ON audit_event_batches TO carebase_app;
+
+-- Every record, one per row, with the transaction that wrote it. security_invoker: the reader's
+-- own row-level security applies (a tenant sees its own records only).
+CREATE VIEW audit_trail WITH (security_invoker = true) AS
+  SELECT tenant_id, id, occurred_at, actor_sub, actor_roles, action, resource_type, resource_id, patient_id, outcome,
+         request_id, client_ip, user_agent, detail, key_id, hmac, txid
+    FROM audit_events
+  UNION ALL
+  SELECT b.tenant_id, r.id, r.occurred_at, r.actor_sub, r.actor_roles, r.action, r.resource_type, r.resource_id, r.patient_id, r.outcome,
+         r.request_id, r.client_ip, r.user_agent, r.detail, r.key_id, r.hmac, b.txid
+    FROM audit_event_batches b
+    CROSS JOIN LATERAL jsonb_populate_recordset(NULL::audit_events, b.records) r;
+GRANT SELECT ON audit_trail TO carebase_app;
