@@ -11,7 +11,7 @@
 -- the reads written with AUDIT_READS=sync. audit_trail is both, one record per row, for reading;
 -- the application's searches read the two tables with their own indexes (audit-trail.sql.ts).
 CREATE TABLE audit_event_batches (
-  tenant_id text NOT NULL REFERENCES tenants (id),
+  tenant_id text NOT NULL, -- no reference to tenants: see the end of this file
   -- The id of the batch's first record: a retried flush of the same batch conflicts instead of
   -- storing its records twice.
   id uuid NOT NULL,
@@ -53,3 +53,12 @@ CREATE VIEW audit_trail WITH (security_invoker = true) AS
     FROM audit_event_batches b
     CROSS JOIN LATERAL jsonb_populate_recordset(NULL::audit_events, b.records) r;
 GRANT SELECT ON audit_trail TO carebase_app;
+
+-- The audit and outbox tables no longer reference tenants. A foreign key check takes a KEY SHARE
+-- lock on the tenant's row for every inserted record; with many concurrent writers in one tenant,
+-- each transaction turns that one hot row's lock into a new MultiXact (and dirties its page), which
+-- serialized part of every write. Tenants are never deleted (the application role has no DELETE
+-- on tenants), and these rows are only written with the tenant the session is scoped to (row-level
+-- security WITH CHECK), so the reference guarded against nothing that can happen.
+ALTER TABLE audit_events DROP CONSTRAINT audit_events_tenant_id_fkey;
+ALTER TABLE outbox DROP CONSTRAINT outbox_tenant_id_fkey;
