@@ -36,7 +36,7 @@ export interface AuditKey {
   secret: Buffer;
 }
 
-type Unsigned = Omit<AuditEventRow, 'keyId' | 'hmac'>;
+export type Unsigned = Omit<AuditEventRow, 'keyId' | 'hmac'>;
 
 /** Objects with their keys sorted, recursively: `detail` reads back from jsonb in another key order. */
 function sortedKeys(v: unknown): unknown {
@@ -57,6 +57,15 @@ export const hmacOf = (key: AuditKey, text: string) => createHmac('sha256', key.
 
 export function signRecord(key: AuditKey, r: Unsigned): AuditEventRow {
   return { ...r, keyId: key.id, hmac: hmacOf(key, canonical(r)) };
+}
+
+/**
+ * A signed record as an element of an audit_event_batches row (migration 0010): its canonical form
+ * followed by its key id and HMAC — one string, which is also all a pending record keeps in memory.
+ */
+export function signedElement(key: AuditKey, r: Unsigned): string {
+  const text = canonical(r);
+  return `${text.slice(0, -1)},${JSON.stringify(key.id)},${JSON.stringify(hmacOf(key, text))}]`;
 }
 
 export function hmacMatches(key: AuditKey, r: AuditEventRow): boolean {

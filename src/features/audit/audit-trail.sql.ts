@@ -27,7 +27,7 @@ const COLUMNS = sql.raw(
   'e.tenant_id, e.id::text as id, e.occurred_at, e.actor_sub, e.actor_roles, e.action, e.resource_type, e.resource_id, e.patient_id::text as patient_id, e.outcome, e.request_id, e.client_ip, e.user_agent, e.detail, e.key_id, e.hmac',
 );
 /** A batch's records as rows shaped like audit_events (alias e). */
-const EXPANDED = sql.raw('cross join lateral jsonb_populate_recordset(null::audit_events, b.records) e');
+const EXPANDED = sql.raw('cross join lateral carebase_audit_batch_records(b.records) e');
 
 interface RawRecord {
   tenant_id: string;
@@ -175,9 +175,8 @@ export async function sealCandidates(q: Querier, tenantId: string, range: SQL, l
         (select e.txid::text as txid, e.id::text as id, e.hmac, e.txid as t from audit_events e
           where e.tenant_id = ${tenantId} and ${range} order by e.txid, e.id limit ${limit})
         union all
-        (select b.txid::text, r.id::text, r.hmac, b.txid from audit_event_batches b
-          cross join lateral jsonb_to_recordset(b.records) r(id uuid, hmac text)
-          where b.tenant_id = ${tenantId} and ${range} order by b.txid, r.id limit ${limit})
+        (select b.txid::text, e.id::text, e.hmac, b.txid from audit_event_batches b ${EXPANDED}
+          where b.tenant_id = ${tenantId} and ${range} order by b.txid, e.id limit ${limit})
       ) x order by t, id limit ${limit}`),
   );
 }

@@ -9,7 +9,7 @@ import { param, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
 import { idAt } from '../../platform/ids.js';
-import { asColumnsJson, signRecord, type AuditEntry, type AuditKey, type AuditSubject } from './audit-record.js';
+import { asColumnsJson, signedElement, signRecord, type AuditEntry, type AuditKey, type AuditSubject, type Unsigned } from './audit-record.js';
 import type { AuditEventRow } from './audit.table.js';
 
 export interface AuditorStats {
@@ -48,10 +48,19 @@ const COLUMNS = 'tenant_id, id, occurred_at, actor_sub, actor_roles, action, res
 const insertOne = (r: AuditEventRow) =>
   sql`insert into audit_events (${sql.raw(COLUMNS)}) select ${sql.raw(COLUMNS)} from jsonb_populate_record(null::audit_events, ${JSON.stringify(asColumnsJson(r))}::jsonb)`;
 
+/** A batched record waiting for its flush: what the batch row needs, and the record as its element. */
+interface PendingRecord {
+  tenantId: string;
+  id: string;
+  patientId: string | null;
+  actorSub: string;
+  element: string;
+}
+
 /** Records of one tenant stored as one batch row; its id is its first record's, so a retry that follows a lost acknowledgement conflicts. */
 interface Batch {
   tenantId: string;
-  rows: AuditEventRow[];
+  rows: PendingRecord[];
 }
 
 function insertBatch(b: Batch) {
@@ -59,20 +68,22 @@ function insertBatch(b: Batch) {
   let last = first;
   const patients = new Set<string>();
   const actors = new Set<string>();
+  const elements: string[] = [];
   for (const r of b.rows) {
     if (r.id < first) first = r.id;
     if (r.id > last) last = r.id;
     if (r.patientId !== null) patients.add(r.patientId);
     actors.add(r.actorSub);
+    elements.push(r.element);
   }
   return sql`insert into audit_event_batches (tenant_id, id, first_id, last_id, patient_ids, actor_subs, records)
     values (${b.tenantId}, ${b.rows[0]!.id}::uuid, ${first}::uuid, ${last}::uuid, ${param([...patients])}::uuid[], ${param([...actors])}::text[],
-      ${JSON.stringify(b.rows.map(asColumnsJson))}::jsonb)
+      ${`[${elements.join(',')}]`}::jsonb)
     on conflict do nothing`;
 }
 
-function batchesOf(rows: AuditEventRow[]): Batch[] {
-  const byTenant = new Map<string, AuditEventRow[]>();
+function batchesOf(rows: PendingRecord[]): Batch[] {
+  const byTenant = new Map<string, PendingRecord[]>();
   for (const r of rows) {
     const list = byTenant.get(r.tenantId);
     if (list) list.push(r);
@@ -90,30 +101,30 @@ function batchesOf(rows: AuditEventRow[]): Batch[] {
 const MAX_PENDING = 100_000;
 
 export function createAuditor(o: AuditorOptions): Auditor {
-  let pending: AuditEventRow[] = [];
+  let pending: PendingRecord[] = [];
   /** Batches whose insert failed: retried first, exactly as they were. */
   let unwritten: Batch[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
   const counts = { written: 0, failedFlushes: 0, dropped: 0 };
 
-  const sign = (who: AuditSubject, e: AuditEntry, at: Date): AuditEventRow =>
-    signRecord(o.key, {
-      tenantId: who.tenantId,
-      id: idAt(at),
-      occurredAt: at,
-      actorSub: who.principal.sub,
-      actorRoles: [...who.principal.roles].sort(),
-      action: e.action,
-      resourceType: e.resourceType,
-      resourceId: e.resourceId ?? null,
-      patientId: e.patientId ?? null,
-      outcome: e.outcome ?? 'success',
-      requestId: who.requestId,
-      clientIp: who.client?.ip ?? null,
-      userAgent: who.client?.userAgent ?? null,
-      detail: e.detail ?? null,
-    });
+  const unsigned = (who: AuditSubject, e: AuditEntry, at: Date): Unsigned => ({
+    tenantId: who.tenantId,
+    id: idAt(at),
+    occurredAt: at,
+    actorSub: who.principal.sub,
+    actorRoles: [...who.principal.roles].sort(),
+    action: e.action,
+    resourceType: e.resourceType,
+    resourceId: e.resourceId ?? null,
+    patientId: e.patientId ?? null,
+    outcome: e.outcome ?? 'success',
+    requestId: who.requestId,
+    clientIp: who.client?.ip ?? null,
+    userAgent: who.client?.userAgent ?? null,
+    detail: e.detail ?? null,
+  });
+  const sign = (who: AuditSubject, e: AuditEntry, at: Date): AuditEventRow => signRecord(o.key, unsigned(who, e, at));
 
   function schedule(): void {
     timer ??= setTimeout(() => {
@@ -157,13 +168,14 @@ export function createAuditor(o: AuditorOptions): Auditor {
     key: o.key,
     sign,
     async record(who, e, at) {
-      const row = sign(who, e, at);
       if (o.mode === 'sync') {
+        const row = sign(who, e, at);
         await o.db.autocommit(row.tenantId, (q) => q.execute(insertOne(row)));
         counts.written++;
         return;
       }
-      pending.push(row);
+      const r = unsigned(who, e, at);
+      pending.push({ tenantId: r.tenantId, id: r.id, patientId: r.patientId, actorSub: r.actorSub, element: signedElement(o.key, r) });
       if (pending.length >= MAX_ROWS_PER_INSERT) void flush();
       else schedule();
     },

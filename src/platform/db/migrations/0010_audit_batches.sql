@@ -1,5 +1,7 @@
 -- Batched read records are stored a flush at a time: one row per tenant per flush, holding the
--- records themselves (the same fields, key id and HMAC as an audit_events row) as a jsonb array.
+-- records themselves as a jsonb array. Each element is the record's canonical form — the JSON
+-- array its HMAC is computed over (audit-record.ts) — followed by its key id and HMAC: the same
+-- fields as an audit_events row, in the order carebase_audit_batch_records() reads them.
 --
 -- One audit_events row per read cost the database a heap tuple, four index entries and their WAL
 -- for every cached read, about as much as the read itself. A batch row costs that once per flush
@@ -41,6 +43,17 @@ CREATE POLICY tenant_isolation ON audit_event_batches
   WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
 GRANT SELECT, INSERT ON audit_event_batches TO carebase_app;
 
+-- A batch's records as rows shaped like audit_events.
+CREATE FUNCTION carebase_audit_batch_records(records jsonb)
+RETURNS TABLE (tenant_id text, id uuid, occurred_at timestamptz, actor_sub text, actor_roles text[], action text,
+  resource_type text, resource_id text, patient_id uuid, outcome text, request_id text, client_ip text, user_agent text,
+  detail jsonb, key_id text, hmac text)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT a->>0, (a->>1)::uuid, (a->>2)::timestamptz, a->>3, ARRAY(SELECT jsonb_array_elements_text(a->4)), a->>5,
+    a->>6, a->>7, (a->>8)::uuid, a->>9, a->>10, a->>11, a->>12, NULLIF(a->13, 'null'::jsonb), a->>14, a->>15
+  FROM jsonb_array_elements(records) AS x(a)
+$$;
+
 -- Every record, one per row, with the transaction that wrote it. security_invoker: the reader's
 -- own row-level security applies (a tenant sees its own records only).
 CREATE VIEW audit_trail WITH (security_invoker = true) AS
@@ -51,7 +64,7 @@ CREATE VIEW audit_trail WITH (security_invoker = true) AS
   SELECT b.tenant_id, r.id, r.occurred_at, r.actor_sub, r.actor_roles, r.action, r.resource_type, r.resource_id, r.patient_id, r.outcome,
          r.request_id, r.client_ip, r.user_agent, r.detail, r.key_id, r.hmac, b.txid
     FROM audit_event_batches b
-    CROSS JOIN LATERAL jsonb_populate_recordset(NULL::audit_events, b.records) r;
+    CROSS JOIN LATERAL carebase_audit_batch_records(b.records) r;
 GRANT SELECT ON audit_trail TO carebase_app;
 
 -- The audit and outbox tables no longer reference tenants. A foreign key check takes a KEY SHARE
