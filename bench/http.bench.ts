@@ -5,6 +5,7 @@
 // (default 10). Usage: npm run bench [-- embedded|server] [N]; results are appended to RESULTS.md.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
@@ -23,6 +24,22 @@ const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.
 const wanted = (name: string) => !only || only.includes(name);
 // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (for instance) profiles the server under load.
 const serverNodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+// --trace[=ratio]: the server traces (OTEL_TRACES_SAMPLER_ARG = ratio, default 1) and exports over
+// OTLP/HTTP to a sink in this process that reads and discards every batch, as a collector would.
+const traceArg = process.argv.find((a) => a === '--trace' || a.startsWith('--trace='));
+const traceRatio = traceArg === undefined ? undefined : traceArg === '--trace' ? '1' : traceArg.slice('--trace='.length);
+
+/** An OTLP/HTTP receiver that accepts everything; counts the bytes it was sent. */
+async function startTraceSink(): Promise<{ url: string; bytes: () => number; close: () => Promise<void> }> {
+  let bytes = 0;
+  const sink = createServer((req, res) => {
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => sink.listen(port, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${port}`, bytes: () => bytes, close: () => new Promise((resolve) => sink.close(() => resolve())) };
+}
 
 interface Row {
   mode: string;
@@ -128,6 +145,12 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', SEED_DEMO: 'false', NODE_ENV: 'development' };
   // One user sends everything: limits high enough never to refuse, while each request still pays for its check.
   for (const g of ['READ', 'WRITE']) env[`RATE_LIMIT_${g}_POINTS`] = '1000000000';
+  const sink = traceRatio === undefined ? undefined : await startTraceSink();
+  if (sink) {
+    env.OTEL_EXPORTER_OTLP_ENDPOINT = sink.url;
+    env.OTEL_TRACES_SAMPLER_ARG = traceRatio!;
+  }
+  const label = sink ? `${mode}, traced ${traceRatio}` : mode;
   let db: Awaited<ReturnType<typeof createBenchDatabase>> | undefined;
   if (mode === 'server') {
     db = await createBenchDatabase('carebase_bench');
@@ -156,13 +179,13 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
 
     // Warm-up, then measure.
     await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers, duration: 2 });
-    if (wanted('get')) rows.push(row(mode, 'GET /v1/patients/{id} (cached)', await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers })));
+    if (wanted('get')) rows.push(row(label, 'GET /v1/patients/{id} (cached)', await run({ url: `${base}/v1/patients/${created[0]!.id}`, headers })));
     // A list always reads PostgreSQL: the uncached read path.
-    if (wanted('list')) rows.push(row(mode, 'GET /v1/patients?limit=20 (database)', await run({ url: `${base}/v1/patients?limit=20`, headers })));
+    if (wanted('list')) rows.push(row(label, 'GET /v1/patients?limit=20 (database)', await run({ url: `${base}/v1/patients?limit=20`, headers })));
 
     let n = 1000;
     if (wanted('post')) rows.push(
-      row(mode, 'POST /v1/patients', await run({
+      row(label, 'POST /v1/patients', await run({
         url: base,
         requests: [{ method: 'POST', path: '/v1/patients', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify(patient(n++)) }) }],
       })),
@@ -170,7 +193,7 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
 
     // Each request patches the next patient with the version it last saw, so conflicts only
     // arise if one patient were in flight twice (1,000 patients, 50 connections: it is not).
-    if (wanted('patch')) rows.push(row(mode, 'PATCH /v1/patients/{id}', await run(roundRobin(base, headers, 'PATCH', created, (p) => `/v1/patients/${p.id}`, (i) => ({ phone: `+1 555 ${String(i % 10_000).padStart(4, '0')}` })))));
+    if (wanted('patch')) rows.push(row(label, 'PATCH /v1/patients/{id}', await run(roundRobin(base, headers, 'PATCH', created, (p) => `/v1/patients/${p.id}`, (i) => ({ phone: `+1 555 ${String(i % 10_000).padStart(4, '0')}` })))));
 
     // Questionnaire responses: draft saves (PATCH of the answers) and submissions (validation and
     // server-side scoring), each on its own response.
@@ -190,14 +213,18 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
       return out;
     };
     const drafts = wanted('draft') ? await startResponses(1000) : [];
-    if (wanted('draft')) rows.push(row(mode, 'PATCH /v1/questionnaire-responses/{id} (draft save)', await run(roundRobin(base, headers, 'PATCH', drafts, (r) => `/v1/questionnaire-responses/${r.id}`, (i) => ({ item: benchAnswers(i) })))));
+    if (wanted('draft')) rows.push(row(label, 'PATCH /v1/questionnaire-responses/{id} (draft save)', await run(roundRobin(base, headers, 'PATCH', drafts, (r) => `/v1/questionnaire-responses/${r.id}`, (i) => ({ item: benchAnswers(i) })))));
     const toSubmit = wanted('submit') ? await startResponses(mode === 'server' ? 6000 : 2000) : [];
-    if (wanted('submit')) rows.push(row(mode, 'POST /v1/questionnaire-responses/{id}/submit', await run({ ...roundRobin(base, headers, 'POST', toSubmit, (r) => `/v1/questionnaire-responses/${r.id}/submit`, () => ({})), duration: 5 })));
+    if (wanted('submit')) rows.push(row(label, 'POST /v1/questionnaire-responses/{id}/submit', await run({ ...roundRobin(base, headers, 'POST', toSubmit, (r) => `/v1/questionnaire-responses/${r.id}/submit`, () => ({})), duration: 5 })));
   } finally {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));
     rmSync(dataDir, { recursive: true, force: true });
     await db?.drop();
+    if (sink) {
+      process.stderr.write(`trace sink received ${(sink.bytes() / 1e6).toFixed(1)} MB\n`);
+      await sink.close();
+    }
   }
   return rows;
 }

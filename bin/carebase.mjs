@@ -3,4 +3,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
+// Tracing (when configured) starts before the application's modules are imported.
+await import('../src/platform/tracing/bootstrap.ts');
 await import('../src/main.ts');

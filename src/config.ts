@@ -1,7 +1,7 @@
 // The one place that reads the environment. Everything else receives a frozen Config.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { RATE_LIMIT_GROUPS, type GroupLimit, type RateLimitGroup } from './platform/ratelimit/limiters.js';
+import { RATE_LIMIT_GROUPS, type GroupLimit, type RateLimitGroup } from './platform/ratelimit/groups.js';
 import { parseKeyList, parseSingleKey, type EncryptionKey } from './platform/crypto/key-material.js';
 import { DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS } from './platform/crypto/sensitive-identifiers.js';
 
@@ -45,6 +45,20 @@ const blindIndexKey = z.string().transform((v, ctx) => {
   return r.key;
 });
 
+/**
+ * SENTRY_DSN: http(s)://<public key>@<host>[:port][/path]/<project id>, as Sentry's SDK reads it.
+ * The problem line never repeats the value (it holds the project's key).
+ */
+const sentryDsn = z.string().refine((v) => {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return false;
+  }
+  return (u.protocol === 'http:' || u.protocol === 'https:') && /^\w+$/.test(u.username) && /^\w*$/.test(u.password) && u.hostname !== '' && /^(\/[^/]+)*\/\d+$/.test(u.pathname) && !u.search && !u.hash;
+}, 'must be a Sentry DSN: http(s)://<public key>@<host>[:port]/<project id>');
+
 /** A comma-separated list of identifier system URIs; replaces the default list. */
 const identifierSystems = z.string().transform((v, ctx) => {
   const list = [...new Set(v.split(',').map((s) => s.trim()).filter(Boolean))];
@@ -55,6 +69,32 @@ const identifierSystems = z.string().transform((v, ctx) => {
   }
   return list;
 });
+
+/**
+ * `key=value,key=value` with percent-encoded values (W3C baggage style), as OTEL_EXPORTER_OTLP_HEADERS
+ * and OTEL_RESOURCE_ATTRIBUTES spell them.
+ */
+const keyValueList = (name: string, key: RegExp) =>
+  z.string().transform((v, ctx) => {
+    const out: Record<string, string> = {};
+    for (const [i, entry] of v.split(',').map((s) => s.trim()).filter(Boolean).entries()) {
+      const eq = entry.indexOf('=');
+      const k = eq > 0 ? entry.slice(0, eq).trim() : '';
+      let value: string | undefined;
+      try {
+        value = eq > 0 ? decodeURIComponent(entry.slice(eq + 1).trim()) : undefined;
+      } catch {
+        value = undefined;
+      }
+      // The entry itself is not quoted: OTEL_EXPORTER_OTLP_HEADERS usually holds an API key.
+      if (!key.test(k) || value === undefined) {
+        ctx.addIssue({ code: 'custom', message: `entry ${i + 1} is not key=value (${name} is a comma-separated list of key=value with percent-encoded values)` });
+        return z.NEVER;
+      }
+      out[k] = value;
+    }
+    return out;
+  });
 
 const schema = z
   .object({
@@ -138,6 +178,11 @@ const schema = z
     // Dependency health (src/features/health): checked this often; changes POSTed to the webhook.
     HEALTH_CHECK_INTERVAL_MS: int(15_000, 100, 600_000),
     ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    // Error tracking (src/platform/error-tracking): Sentry when SENTRY_DSN is set, with PHI scrubbed.
+    SENTRY_DSN: sentryDsn.optional(),
+    SENTRY_ENVIRONMENT: z.string().regex(/^[^\s/\\]{1,64}$/, 'must be 1–64 characters without spaces or slashes').optional(),
+    SENTRY_RELEASE: z.string().regex(/^(?!\.\.?$)[^\s/\\]{1,200}$/, 'must be 1–200 characters without spaces or slashes').optional(),
+    SENTRY_SAMPLE_RATE: z.coerce.number().min(0).max(1).optional().transform((v) => v ?? 1),
     EVENTS_RETENTION_HOURS: int(24, 1, 24 * 90),
     EVENTS_DISPATCH_INTERVAL_MS: int(25, 5, 10_000),
     // Real time (src/http/realtime): SSE and WebSocket delivery, tickets, rooms.
@@ -147,6 +192,13 @@ const schema = z
     REALTIME_MAX_BUFFER_BYTES: int(1024 * 1024, 1024, 256 * 1024 * 1024),
     REALTIME_TICKET_TTL_SECONDS: int(30, 1, 300),
     REALTIME_REPLAY_PAGE_SIZE: int(500, 10, 10_000),
+    // OpenTelemetry tracing (src/platform/tracing), the standard variables: on when the endpoint is set.
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL (the OTLP/HTTP receiver, e.g. http://collector:4318)' }).optional(),
+    OTEL_EXPORTER_OTLP_HEADERS: keyValueList('OTEL_EXPORTER_OTLP_HEADERS', /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/).optional(),
+    OTEL_SERVICE_NAME: z.string().min(1).max(255).optional(),
+    OTEL_RESOURCE_ATTRIBUTES: keyValueList('OTEL_RESOURCE_ATTRIBUTES', /^[A-Za-z0-9._-]+$/).optional(),
+    OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional().transform((v) => v ?? 1),
+    OTEL_SDK_DISABLED: bool(false),
   })
   .superRefine((c, ctx) => {
     if (c.NODE_ENV === 'production' && !c.AUDIT_HMAC_KEY) {
@@ -224,6 +276,8 @@ export interface Config {
   };
   readonly metrics: { readonly token?: string; readonly port?: number };
   readonly health: { readonly intervalMs: number; readonly webhookUrl?: string };
+  /** Error tracking (Sentry); present when SENTRY_DSN is set. */
+  readonly errorTracking?: ErrorTrackingConfig;
   readonly rateLimits: Readonly<Record<RateLimitGroup, GroupLimit>>;
   readonly security: {
     readonly corsOrigins: readonly string[];
@@ -237,12 +291,24 @@ export interface Config {
   readonly tls?: { readonly cert: string; readonly key: string };
   /** Fastify's trustProxy: which proxies' X-Forwarded-For to believe for the client IP. */
   readonly trustProxy: boolean | number | readonly string[];
+  /** OpenTelemetry tracing; present when OTEL_EXPORTER_OTLP_ENDPOINT is set (and OTEL_SDK_DISABLED is not true). */
+  readonly tracing?: TracingConfig;
   readonly events: {
     /** How long dispatched events stay replayable (a resume from before that: resync-required). */
     readonly retentionMs: number;
     /** Pause between dispatcher passes when the outbox was empty (the lag of an event at rest). */
     readonly dispatchIntervalMs: number;
   };
+}
+
+export interface ErrorTrackingConfig {
+  readonly dsn: string;
+  /** SENTRY_ENVIRONMENT, else NODE_ENV. */
+  readonly environment: string;
+  /** SENTRY_RELEASE, else carebase@<package.json version>. */
+  readonly release: string;
+  /** Share of error events sent, 0..1. */
+  readonly sampleRate: number;
 }
 
 export interface RealtimeConfig {
@@ -260,6 +326,16 @@ export interface RealtimeConfig {
   readonly replayPageSize: number;
 }
 
+export interface TracingConfig {
+  /** Where spans are POSTed (OTLP/HTTP, JSON): OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces. */
+  readonly tracesUrl: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly serviceName: string;
+  readonly resourceAttributes: Readonly<Record<string, string>>;
+  /** Share of new traces recorded (a parent's decision is followed), 0..1. */
+  readonly sampleRatio: number;
+}
+
 /** Thrown with one line per problem, each naming the variable. main.ts prints them and exits 2. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -271,7 +347,7 @@ export const DEV_ISSUER = 'carebase-dev';
 export const DEV_AUDIENCE = 'carebase';
 
 /** Secrets that may come from a file instead (`<NAME>_FILE`, e.g. a Docker or Kubernetes secret). */
-export const FILE_SECRETS = ['DATABASE_URL', 'REDIS_URL', 'AUDIT_HMAC_KEY', 'ENCRYPTION_KEYS', 'BLIND_INDEX_KEY', 'METRICS_TOKEN'] as const;
+export const FILE_SECRETS = ['DATABASE_URL', 'REDIS_URL', 'AUDIT_HMAC_KEY', 'ENCRYPTION_KEYS', 'BLIND_INDEX_KEY', 'METRICS_TOKEN', 'SENTRY_DSN', 'OTEL_EXPORTER_OTLP_HEADERS'] as const;
 
 /** `<NAME>_FILE` → `<NAME>` (the file's content without its trailing newline); problems named by variable. */
 function readFileSecrets(input: Record<string, string>, problems: string[]): void {
@@ -288,6 +364,15 @@ function readFileSecrets(input: Record<string, string>, problems: string[]): voi
     } catch (err) {
       problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
+  }
+}
+
+/** This build's version (package.json): the default Sentry release. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
   }
 }
 
@@ -310,6 +395,13 @@ function readTls(certFile: string | undefined, keyFile: string | undefined, prob
   if (cert && !cert.includes('-----BEGIN CERTIFICATE-----')) problems.push('TLS_CERT_FILE: not a PEM certificate');
   if (key && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) problems.push('TLS_KEY_FILE: not a PEM private key');
   return { cert, key };
+}
+
+/** The OTLP/HTTP signal path is appended to OTEL_EXPORTER_OTLP_ENDPOINT, as the specification says. */
+function tracesUrlOf(endpoint: string): string {
+  const u = new URL(endpoint);
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}/v1/traces`;
+  return u.toString();
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -365,7 +457,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       identifierSystems: c.ENCRYPTED_IDENTIFIER_SYSTEMS ?? DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS,
     },
     events: { retentionMs: c.EVENTS_RETENTION_HOURS * 3_600_000, dispatchIntervalMs: c.EVENTS_DISPATCH_INTERVAL_MS },
+    ...(c.OTEL_EXPORTER_OTLP_ENDPOINT && !c.OTEL_SDK_DISABLED
+      ? {
+          tracing: {
+            tracesUrl: tracesUrlOf(c.OTEL_EXPORTER_OTLP_ENDPOINT),
+            headers: c.OTEL_EXPORTER_OTLP_HEADERS ?? {},
+            serviceName: c.OTEL_SERVICE_NAME ?? c.OTEL_RESOURCE_ATTRIBUTES?.['service.name'] ?? 'carebase',
+            resourceAttributes: c.OTEL_RESOURCE_ATTRIBUTES ?? {},
+            sampleRatio: c.OTEL_TRACES_SAMPLER_ARG,
+          },
+        }
+      : {}),
     health: { intervalMs: c.HEALTH_CHECK_INTERVAL_MS, ...(c.ALERT_WEBHOOK_URL ? { webhookUrl: c.ALERT_WEBHOOK_URL } : {}) },
+    ...(c.SENTRY_DSN
+      ? { errorTracking: { dsn: c.SENTRY_DSN, environment: c.SENTRY_ENVIRONMENT ?? c.NODE_ENV, release: c.SENTRY_RELEASE ?? `carebase@${packageVersion()}`, sampleRate: c.SENTRY_SAMPLE_RATE } }
+      : {}),
     rateLimits: Object.fromEntries(RATE_LIMIT_GROUPS.map((g) => [g, { points: c[`RATE_LIMIT_${g}_POINTS`], durationSeconds: c[`RATE_LIMIT_${g}_DURATION`] }])) as Record<RateLimitGroup, GroupLimit>,
     trustProxy: c.TRUST_PROXY ?? false,
     security: {

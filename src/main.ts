@@ -7,6 +7,7 @@ import { DEMO_TENANT } from './features/demo/demo-data.js';
 import type { Db } from './platform/db/db.js';
 import { MigrationError } from './platform/db/migrate.js';
 import { createLogger, type Logger } from './platform/log.js';
+import { shutdownTracing } from './platform/tracing/tracing.js';
 
 
 /** Startup failures whose message is the whole story (no stack trace for the operator). */
@@ -223,6 +224,10 @@ async function keysCommand(config: Config, args: string[]): Promise<number> {
 
 async function serve(config: Config): Promise<number> {
   const log = createLogger(config.logLevel);
+  // Error tracking (SENTRY_DSN) first: from here on, failed requests (500) and crashes are reported.
+  const errorTracking = config.errorTracking
+    ? await import('./platform/error-tracking/sentry.js').then((m) => m.startErrorTracking(config.errorTracking!, log))
+    : undefined;
   const [{ buildApp }, { createDeps }, { migrate }, { seedDemo }, { startKeySweeper }, { startAuditSealer }] = await Promise.all([
     import('./app.js'),
     import('./container.js'),
@@ -269,6 +274,9 @@ async function serve(config: Config): Promise<number> {
       // A sealing pass in progress finishes before the database goes.
       .then(() => stopSealer())
       .then(() => deps.close())
+      // Spans still buffered are exported and error reports still queued are sent, together, for at
+      // most 2 s, whether or not the close went well.
+      .finally(() => Promise.all([shutdownTracing(2000), errorTracking?.close()]))
       .then(
         () => {
           log.info('shutdown complete');

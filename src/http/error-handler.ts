@@ -3,6 +3,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, envelope } from '../errors.js';
 import { isDatabaseUnavailable, pgError } from '../platform/db/errors.js';
+import { reportRequestError } from '../platform/error-tracking/index.js';
 import { formatErrors } from '../platform/validation.js';
 
 const FRAMEWORK: Record<string, () => AppError> = {
@@ -39,7 +40,18 @@ const unavailable = () => new AppError('SERVICE_UNAVAILABLE', 'The database is u
 export function sendError(request: FastifyRequest, reply: FastifyReply, err: unknown) {
   const appErr = toAppError(err);
   request.errorCode = appErr.code;
-  if (appErr.status >= 500) request.log.error({ err, code: appErr.code }, 'request failed');
+  if (appErr.status >= 500) {
+    request.log.error({ err, code: appErr.code }, 'request failed');
+    // To the error tracker, when one runs (INTERNAL only): the route template and ids, never the URL, headers or body.
+    reportRequestError(err, {
+      method: request.method,
+      route: request.routeOptions.url ?? '(unmatched)',
+      requestId: request.id,
+      status: appErr.status,
+      code: appErr.code,
+      ...(request.principal ? { tenant: request.principal.tenantId, roles: [...request.principal.roles] } : {}),
+    });
+  }
   if (appErr.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer');
   if (appErr.headers) reply.headers(appErr.headers);
   return reply.code(appErr.status).type('application/json; charset=utf-8').send(envelope(appErr, request.id));

@@ -8,10 +8,31 @@ import { pgError } from './db/errors.js';
 
 export type { Logger };
 
+/**
+ * The "    at …" lines of the stack, without the "Name: message" header V8 puts first (formatted
+ * when the stack is first read, so usually the current name and message): the header is cut
+ * off at the end of the message; when the stack does not show the current message (it changed
+ * after the stack was read), only the trailing run of frame lines is kept. Message lines are
+ * never parsed as frames either way, unless a changed message ended in lines shaped like frames.
+ */
+export function frameLines(e: Error): string {
+  const stack = typeof e.stack === 'string' ? e.stack : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  let body = stack;
+  const at = message ? stack.indexOf(message) : -1;
+  if (at >= 0 && !stack.slice(0, at).includes('\n')) body = stack.slice(at + message.length);
+  else if (!message) body = stack.slice(Math.max(0, stack.indexOf('\n')));
+  const lines = body.split('\n');
+  let first = lines.length;
+  while (first > 0 && /^ {4}at \S/.test(lines[first - 1]!)) first--;
+  return lines.slice(first).join('\n');
+}
+
 export function safeError(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { type: typeof err };
   const pg = pgError(err);
-  const frames = (err.stack ?? '').split('\n').filter((l) => l.startsWith('    at ')).slice(0, 15);
+  // Frames only from below the message: a message (a database's, quoting a value) may itself hold lines that look like frames.
+  const frames = frameLines(err).split('\n').filter((l) => l.startsWith('    at ')).slice(0, 15);
   return {
     type: err.constructor?.name ?? err.name,
     ...(err instanceof AppError ? { code: err.code, message: err.message } : {}),

@@ -4,7 +4,7 @@ import { sql } from 'drizzle-orm';
 import type { ScopedEvent } from './events.js';
 
 export const EVENT_COLUMNS = sql.raw(
-  'tenant_id, id::text as id, type, resource_type, resource_id, version, patient_id::text as patient_id, questionnaire_id::text as questionnaire_id, request_id, occurred_at',
+  'tenant_id, id::text as id, type, resource_type, resource_id, version, patient_id::text as patient_id, questionnaire_id::text as questionnaire_id, request_id, occurred_at, traceparent',
 );
 
 export interface EventRow {
@@ -18,6 +18,7 @@ export interface EventRow {
   questionnaire_id: string | null;
   request_id: string | null;
   occurred_at: Date | string;
+  traceparent: string | null;
 }
 
 export const toEvent = (r: EventRow): ScopedEvent => ({
@@ -29,4 +30,5 @@ export const toEvent = (r: EventRow): ScopedEvent => ({
   tenantId: r.tenant_id,
   patientId: r.patient_id,
   questionnaireId: r.questionnaire_id,
+  ...(r.traceparent ? { traceparent: r.traceparent } : {}),
 });

@@ -25,6 +25,11 @@ export interface ScopedEvent extends ResourceEvent {
   patientId: string | null;
   /** For questionnaire responses: their questionnaire (topic `questionnaires/{id}/responses`). */
   questionnaireId: string | null;
+  /**
+   * The W3C trace context the change was made in, when it was traced: what the event causes
+   * (deliveries, jobs) can continue that trace (runWithTraceContext in platform/tracing).
+   */
+  traceparent?: string;
 }
 
 /** Fan-out of dispatched events to every instance: Redis pub/sub in server mode, in-process otherwise. */

@@ -12,6 +12,8 @@ import { waitFor } from '../../../test/helpers/process.js';
 import { simpleQuestionnaire } from '../../../test/helpers/questionnaires.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 import { pgError } from '../../platform/db/errors.js';
+import { installTracing } from '../../platform/tracing/tracing.js';
+import { clientEvent } from '../../http/realtime/connection.js';
 import { dispatchOnce, purgeEvents } from './dispatcher.js';
 import type { ScopedEvent } from './events.js';
 
@@ -109,6 +111,32 @@ describe.each(storageModes())('outbox and event log on %s', (mode) => {
     expect(events.map((e) => e.id)).toEqual(Array.from({ length: 40 }, (_, i) => String(i + 1)));
     for (const p of made) {
       expect(events.filter((e) => e.resource.id === p.body.id).map((e) => e.resource.version)).toEqual([1, 2, 3, 4]);
+    }
+  });
+
+  it('keeps the traceparent of a traced change with its event, for subscribers on every instance, never for clients', async () => {
+    const tenant = await srv.newTenant();
+    const api = await apiFor(tenant);
+    const traced = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    let current: string | undefined = traced;
+    // Tracing as the SDK installs it (sdk.ts), reduced to what the write path asks.
+    installTracing({ traceparent: () => current, inject: () => {}, runWith: (_c, fn) => fn(), span: (_n, _a, fn) => fn(), shutdown: async () => {} });
+    const heard: ScopedEvent[] = [];
+    const off = srv.deps.events.bus.subscribe((e) => e.tenantId === tenant && heard.push(e));
+    try {
+      const p = await api('POST', '/v1/patients', { body: patientInput() });
+      current = undefined; // not traced (tracing off, or not sampled)
+      await api('PATCH', `/v1/patients/${p.body.id}`, { body: { phone: '+1 555 010 0004' }, headers: ifMatch(1) });
+      current = 'not-a-traceparent'; // only a well-formed one is kept (migration 0011)
+      await api('PATCH', `/v1/patients/${p.body.id}`, { body: { phone: '+1 555 010 0005' }, headers: ifMatch(2) });
+      const events = await eventsOf(srv, tenant, 3);
+      expect(events.map((e) => e.traceparent)).toEqual([traced, undefined, undefined]);
+      await waitFor(() => heard.length >= 3, 5000, () => `bus delivered ${heard.length}`);
+      expect(heard[0]!.traceparent).toBe(traced);
+      expect(clientEvent(heard[0]!)).not.toHaveProperty('traceparent');
+    } finally {
+      off();
+      installTracing(undefined);
     }
   });
 

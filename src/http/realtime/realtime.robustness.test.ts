@@ -39,25 +39,33 @@ describe.each(storageModes())('real-time robustness (%s)', (mode) => {
   });
 
   it('a slow consumer gets a bounded buffer, then is disconnected with a reason (and its memory freed)', async () => {
-    const api = client(srv.url, token);
-    // A large resource makes each reply big: the socket buffers fill fast.
-    const big = simpleQuestionnaire({ status: 'active', description: 'x'.repeat(200_000) });
-    const q = (await api('POST', '/v1/questionnaires', { body: big })).body;
-    const ws = await openWs(srv.url, { token });
-    const rt = realtimeStateOf(srv.deps)!;
-    const before = rt.connections.size;
-    // Stop reading, and keep asking: replies pile up on the server side.
-    (ws.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    for (let i = 0; i < 200; i++) ws.send({ type: 'request', id: `r${i}`, method: 'GET', path: `/v1/questionnaires/${q.id}` });
-    await until(() => srv.logs.some((l) => l.includes('"reason":"slow-consumer"')), 10_000, 'the slow-consumer close');
-    expect(rt.connections.size).toBe(before - 1);
-    (ws.ws as unknown as { _socket: { resume(): void } })._socket.resume();
-    const closed = await ws.closed;
-    // The close frame may be lost with the unread data (the socket is dropped after a grace period).
-    expect([1013, 1006]).toContain(closed.code);
-    if (closed.code === 1013) expect(closed.reason).toMatch(/slow consumer/);
-    // Far fewer replies than asked for reached the client: the rest were never buffered.
-    expect(ws.all.filter((m) => m.type === 'response').length).toBeLessThan(200);
+    // Its own server, with the default heartbeat: a client that stops reading also stops answering
+    // pings, and this file's 100 ms heartbeat could close it for that before its buffer fills.
+    const own = await startServer(mode, { REALTIME_MAX_BUFFER_BYTES: '65536' });
+    try {
+      const tok = await own.token({ tenant: await own.newTenant(), roles: ['admin'], sub: 'robust' });
+      const api = client(own.url, tok);
+      // A large resource makes each reply big: the socket buffers fill fast.
+      const big = simpleQuestionnaire({ status: 'active', description: 'x'.repeat(200_000) });
+      const q = (await api('POST', '/v1/questionnaires', { body: big })).body;
+      const ws = await openWs(own.url, { token: tok });
+      const rt = realtimeStateOf(own.deps)!;
+      const before = rt.connections.size;
+      // Stop reading, and keep asking: replies pile up on the server side.
+      (ws.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      for (let i = 0; i < 200; i++) ws.send({ type: 'request', id: `r${i}`, method: 'GET', path: `/v1/questionnaires/${q.id}` });
+      await until(() => own.logs.some((l) => l.includes('"reason":"slow-consumer"')), 10_000, 'the slow-consumer close');
+      expect(rt.connections.size).toBe(before - 1);
+      (ws.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      const closed = await ws.closed;
+      // The close frame may be lost with the unread data (the socket is dropped after a grace period).
+      expect([1013, 1006]).toContain(closed.code);
+      if (closed.code === 1013) expect(closed.reason).toMatch(/slow consumer/);
+      // Far fewer replies than asked for reached the client: the rest were never buffered.
+      expect(ws.all.filter((m) => m.type === 'response').length).toBeLessThan(200);
+    } finally {
+      await own.close();
+    }
   });
 
   it('graceful shutdown closes WebSockets with 1012 and a reconnect delay, and SSE with retry and a closing event', async () => {

@@ -9,14 +9,9 @@
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../log.js';
+import { RATE_LIMIT_GROUPS, type GroupLimit, type RateLimitGroup } from './groups.js';
 
-export const RATE_LIMIT_GROUPS = ['READ', 'WRITE', 'AUTH', 'EXPORT', 'SYNC', 'REALTIME'] as const;
-export type RateLimitGroup = (typeof RATE_LIMIT_GROUPS)[number];
-
-export interface GroupLimit {
-  points: number;
-  durationSeconds: number;
-}
+export { RATE_LIMIT_GROUPS, type GroupLimit, type RateLimitGroup } from './groups.js';
 
 export interface Verdict {
   allowed: boolean;

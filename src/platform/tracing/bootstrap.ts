@@ -1,0 +1,32 @@
+// Imported by bin/carebase.mjs before src/main.ts: starts OpenTelemetry tracing when
+// OTEL_EXPORTER_OTLP_ENDPOINT is set, before any module it instruments (pg, ioredis, pino,
+// fastify) is loaded — patching works on modules imported after it only. So this file, and
+// config.ts with everything it imports, must not import those (config.ts takes the rate-limit
+// groups from ratelimit/groups.ts, not limiters.ts, for this reason).
+//
+// Only `serve` (the default command) is traced: one-shot commands (migrate, token, keys rotate…)
+// exit without waiting for an exporter. With tracing off this loads nothing more than config.ts,
+// which main.ts loads anyway.
+import { loadConfig, type TracingConfig } from '../../config.js';
+
+const command = process.argv[2] ?? 'serve';
+if (command === 'serve') {
+  let tracing: TracingConfig | undefined;
+  try {
+    tracing = loadConfig().tracing;
+  } catch {
+    // An invalid configuration is main.ts's to report (one line per problem, exit 2).
+  }
+  if (tracing) {
+    try {
+      const { startTracing } = await import('./sdk.js');
+      await startTracing(tracing);
+    } catch (err) {
+      // Observability is not worth an outage: said once, loudly, and the service starts untraced.
+      const message = err instanceof Error ? err.message : String(err);
+      process.stderr.write(`${JSON.stringify({ level: 'error', time: new Date().toISOString(), service: 'carebase', msg: 'tracing: could not start; running without it', err: { message: message.slice(0, 300) } })}\n`);
+    }
+  }
+}
+
+export {};
