@@ -6,8 +6,10 @@ import { asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 import { createLogger } from '../../platform/log.js';
-import { auditTrail } from './audit.table.js';
+import { auditSeals, auditTrail } from './audit.table.js';
 import { createAuditor } from './auditor.js';
+import { sealTenant } from './sealer.js';
+import { verifyTenant } from './verify.js';
 import { countForPatient, searchTrail, type AuditRowFilters } from './audit-trail.sql.js';
 
 describe.each(storageModes())('audit trail search over batches on %s', (mode) => {
@@ -79,5 +81,20 @@ describe.each(storageModes())('audit trail search over batches on %s', (mode) =>
 
   it('counts a patient\'s records in both tables', async () => {
     for (const p of patients) expect(await srv.deps.db.read(tenant, (q) => countForPatient(q, tenant, p))).toBe((await viaView({ patientId: p })).length);
+  });
+
+  it('seals batches whole, a few at a time by their record counts, past ten seals, until every record is sealed and verifies', async () => {
+    for (let i = 0; i < 100; i++) {
+      const r = await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date(), { batch: 10 });
+      if (r.sealed === 0 && !r.more) break;
+    }
+    const seals = await srv.deps.db.read(tenant, (q) => q.select().from(auditSeals).where(eq(auditSeals.tenantId, tenant)).orderBy(asc(auditSeals.position)));
+    // More than ten seals: positions compare as numbers (the head is position 10, not 9, after 9).
+    expect(seals.length).toBeGreaterThan(10);
+    expect(seals.map((s) => s.position)).toEqual(seals.map((_, i) => i + 1));
+    // Each transaction (a batch of 3, or one synchronous record) lies whole in one seal of at most 10.
+    for (const s of seals) expect(s.eventIds.length).toBeLessThanOrEqual(10);
+    expect(seals.flatMap((s) => s.eventIds).sort()).toEqual(await viaView({}));
+    expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, sealed: 134, pending: 0 });
   });
 });

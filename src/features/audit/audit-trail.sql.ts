@@ -168,16 +168,24 @@ export async function recordsByTxid(q: Querier, tenantId: string, from: string, 
   return rows.map((r) => ({ ...toRow(r), txid: String(r.txid) }));
 }
 
-/** The ids and HMACs of the records of transactions in the range, in (txid, id) order, at most `limit`: what the sealer seals. */
+/**
+ * The ids and HMACs of the records of transactions in the range, in (txid, id) order, at most
+ * `limit`: what the sealer seals. Of the batches, only as many are read as can hold the first
+ * `limit` records (by their record counts, in transaction order), not every batch in the range.
+ */
 export async function sealCandidates(q: Querier, tenantId: string, range: SQL, limit: number): Promise<{ txid: string; id: string; hmac: string }[]> {
   return rowsOf<{ txid: string; id: string; hmac: string }>(
-    await q.execute(sql`select * from (
-        (select e.txid::text as txid, e.id::text as id, e.hmac, e.txid as t from audit_events e
+    await q.execute(sql`select txid::text as txid, id::text as id, hmac from (
+        (select e.txid, e.id, e.hmac from audit_events e
           where e.tenant_id = ${tenantId} and ${range} order by e.txid, e.id limit ${limit})
         union all
-        (select b.txid::text, e.id::text, e.hmac, b.txid from audit_event_batches b ${EXPANDED}
-          where b.tenant_id = ${tenantId} and ${range} order by b.txid, e.id limit ${limit})
-      ) x order by t, id limit ${limit}`),
+        (select b.txid, e.id, e.hmac from audit_event_batches b
+          join (select id from (select id, sum(record_count) over (order by txid, id) - record_count as before
+                  from audit_event_batches where tenant_id = ${tenantId} and ${range}) c where before < ${limit}) chosen
+            on b.tenant_id = ${tenantId} and b.id = chosen.id
+          ${EXPANDED}
+          order by b.txid, e.id limit ${limit})
+      ) x order by x.txid, x.id limit ${limit}`),
   );
 }
 

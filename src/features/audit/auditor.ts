@@ -76,9 +76,9 @@ function insertBatch(b: Batch) {
     actors.add(r.actorSub);
     elements.push(r.element);
   }
-  return sql`insert into audit_event_batches (tenant_id, id, first_id, last_id, patient_ids, actor_subs, records)
+  return sql`insert into audit_event_batches (tenant_id, id, first_id, last_id, patient_ids, actor_subs, record_count, records)
     values (${b.tenantId}, ${b.rows[0]!.id}::uuid, ${first}::uuid, ${last}::uuid, ${param([...patients])}::uuid[], ${param([...actors])}::text[],
-      ${`[${elements.join(',')}]`}::jsonb)
+      ${b.rows.length}, ${`[${elements.join(',')}]`}::jsonb)
     on conflict do nothing`;
 }
 

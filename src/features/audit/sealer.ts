@@ -51,7 +51,7 @@ export async function sealTenant(db: Db, key: AuditKey, tenantId: string, now: D
       await q.execute(sql`select pg_advisory_xact_lock(hashtextextended(${lockName}, 0))`);
     }
     const [last] = rowsOf<{ position: string; hash: string; to_txid: string }>(
-      await q.execute(sql`select position::text as position, hash, to_txid::text as to_txid from audit_seals where tenant_id = ${tenantId} order by position desc limit 1`),
+      await q.execute(sql`select position::text as position, hash, to_txid::text as to_txid from audit_seals where tenant_id = ${tenantId} order by audit_seals.position desc limit 1`),
     );
     const [{ horizon } = { horizon: FIRST_TXID }] = rowsOf<{ horizon: string }>(await q.execute(sql`select pg_snapshot_xmin(pg_current_snapshot())::text as horizon`));
     const head = Number(last?.position ?? 0);

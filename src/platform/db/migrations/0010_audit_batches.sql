@@ -24,9 +24,20 @@ CREATE TABLE audit_event_batches (
   -- Every patient and every actor the records name, once each: searches by patient or actor.
   patient_ids uuid[] NOT NULL,
   actor_subs text[] NOT NULL,
+  -- How many records: lets the sealer take a batch's worth of batches without reading them.
+  -- (Verification never trusts it: it reads the records themselves.)
+  record_count integer NOT NULL CHECK (record_count > 0),
   records jsonb NOT NULL CHECK (jsonb_typeof(records) = 'array'),
   PRIMARY KEY (tenant_id, id)
 );
+-- lz4 where the server has it (PostgreSQL as Debian builds it; PGlite has not): it compresses a
+-- batch as well as the default (pglz) for about a fifth of the CPU.
+DO $$
+BEGIN
+  ALTER TABLE audit_event_batches ALTER COLUMN records SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+  NULL;
+END $$;
 CREATE INDEX audit_event_batches_txid_idx ON audit_event_batches (tenant_id, txid);
 CREATE INDEX audit_event_batches_last_id_idx ON audit_event_batches (tenant_id, last_id);
 CREATE INDEX audit_event_batches_patients_idx ON audit_event_batches USING gin (patient_ids);
