@@ -181,12 +181,12 @@ describe.concurrent('tracing (OTEL_EXPORTER_OTLP_ENDPOINT) in carebase serve', (
       if (mode === 'embedded') expect(await eventTraceparent(mode, dir, id)).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
 
       const mine = recv.spans.filter((s) => s.traceId === traceId);
-      const servers = mine.filter((s) => s.scope === '@opentelemetry/instrumentation-http' && s.kind === 2);
+      // One SERVER span per request (@fastify/otel's; node:http's own is off for incoming requests, see sdk.ts).
+      const servers = mine.filter((s) => s.kind === 2);
       expect(servers).toHaveLength(3);
-      for (const s of servers) expect(s.parentSpanId).toBe(parentId); // the caller's span is the parent
+      for (const s of servers) expect(s).toMatchObject({ scope: '@fastify/otel', name: 'request', parentSpanId: parentId }); // the caller's span is the parent
       expect(servers.map((s) => s.attributes['http.route']).sort()).toEqual(['/v1/patients', '/v1/patients', '/v1/patients/:id']);
       const routes = mine.filter((s) => s.scope === '@fastify/otel');
-      expect(routes.filter((s) => s.name === 'request').map((s) => s.attributes['http.route']).sort()).toEqual(['/v1/patients', '/v1/patients', '/v1/patients/:id']);
       expect(routes.map((s) => s.name)).toContain('handler - /v1/patients/:id');
       // One span per database operation, on either driver.
       const dbOps = mine.filter((s) => s.scope === 'carebase' && s.attributes['db.system.name'] === 'postgresql');
