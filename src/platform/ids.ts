@@ -60,3 +60,6 @@ export function idFloor(ms: number): string {
   const time = Math.max(0, Math.min(ms, 2 ** 48 - 1)).toString(16).padStart(12, '0');
   return `${time.slice(0, 8)}-${time.slice(8)}-7000-8000-000000000000`;
 }
+
+/** The millisecond an id was made for (its first 48 bits). */
+export const msOfId = (id: string): number => parseInt(id.slice(0, 8) + id.slice(9, 13), 16);

@@ -97,4 +97,22 @@ describe.each(storageModes())('audit trail search over batches on %s', (mode) =>
     expect(seals.flatMap((s) => s.eventIds).sort()).toEqual(await viaView({}));
     expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, sealed: 134, pending: 0 });
   });
+
+  it('a flush holding more than ten minutes of records (held through an outage) is stored as batches of at most ten minutes each', async () => {
+    const t = await srv.newTenant();
+    const auditor = createAuditor({ db: srv.deps.db, key: srv.deps.audit.key, log: createLogger('silent'), mode: 'batched', flushMs: 1000 });
+    const start = Date.now() - 3_600_000;
+    for (const minutes of [0, 4, 9, 11, 25, 26]) {
+      await auditor.record({ tenantId: t, principal: { sub: 'late', roles: new Set(['staff']) }, requestId: randomUUID() }, { action: 'read', resourceType: 'Patient', resourceId: patients[0]!, patientId: patients[0]! }, new Date(start + minutes * 60_000));
+    }
+    await auditor.close();
+    expect(auditor.stats()).toMatchObject({ pending: 0, written: 6, failedFlushes: 0 });
+    const counts = await srv.deps.db.withOwner((s) => s.query<{ n: number }>('select record_count as n from audit_event_batches where tenant_id = $1 order by first_id', [t]));
+    expect(counts.map((c) => c.n)).toEqual([3, 1, 2]);
+    const all = await srv.deps.db.read(t, (q) => searchTrail(q, t, {}, { limit: 100 }));
+    expect(all.map((r) => r.occurredAt.getTime() - start)).toEqual([0, 4, 9, 11, 25, 26].map((m) => m * 60_000));
+    // From the middle of the first batch on: the search starts its walk up to ten minutes earlier.
+    const later = await srv.deps.db.read(t, (q) => searchTrail(q, t, {}, { limit: 100, afterId: all[1]!.id }));
+    expect(later.map((r) => r.id)).toEqual(all.slice(2).map((r) => r.id));
+  });
 });

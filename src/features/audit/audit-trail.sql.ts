@@ -4,8 +4,8 @@
 // their GIN lists of patients and actors and their id ranges — and merge by record id.
 import { param, sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Querier } from '../../platform/db/db.js';
-import { idFloor } from '../../platform/ids.js';
-import type { AuditEventRow } from './audit.table.js';
+import { idFloor, msOfId } from '../../platform/ids.js';
+import { BATCH_SPAN_MS, type AuditEventRow } from './audit.table.js';
 
 export interface AuditRowFilters {
   patientId?: string;
@@ -104,14 +104,18 @@ function batchWhere(tenantId: string, f: AuditRowFilters, r: IdRange): SQL {
   ]);
 }
 
-/** Batches examined per round trip of a search. */
-const BATCH_WINDOW = 16;
+/** Batches examined by a search's first round trip; each further one doubles it, up to the maximum. */
+const FIRST_WINDOW = 16;
+const MAX_WINDOW = 1024;
 
 /**
  * Up to `limit` matching records after `afterId` (and not after `upToId`), in id order (ascending,
- * or descending with `newestFirst`). Batches are taken a window at a time in order of their first
- * (last) record id: once a window is read, every batch record before the next window's first id
- * is known, so the merge stops as soon as `limit` records lie before that bound.
+ * or descending with `newestFirst`). audit_events answers through its indexes in one query.
+ * Batches are walked a window at a time — oldest first by first_id, newest first by last_id, each
+ * an index range that starts at most BATCH_SPAN_MS (what one batch may span) before the cursor —
+ * and once a window is read, the batches not read yet hold no record before the next one's
+ * first_id (newest first: after its last_id), so the merge stops as soon as `limit` records lie
+ * before that bound.
  */
 export async function searchTrail(
   q: Querier,
@@ -123,34 +127,40 @@ export async function searchTrail(
   const dir = sql.raw(desc ? 'desc' : 'asc');
   const before = (a: string, b: string) => (desc ? a > b : a < b);
   const byId = (a: AuditEventRow, b: AuditEventRow) => (a.id === b.id ? 0 : before(a.id, b.id) ? -1 : 1);
+  const edge = sql.raw(desc ? 'b.last_id' : 'b.first_id');
+  // Where the index range starts: a batch holding a record past the cursor starts (ends) at most
+  // one span before (after) it.
+  const cursorId = desc ? page.upToId : page.afterId ?? fromId(f);
+  const seek = cursorId === undefined ? undefined : desc
+    ? sql`b.last_id <= ${idFloor(msOfId(cursorId) + BATCH_SPAN_MS + 1)}::uuid`
+    : sql`b.first_id >= ${idFloor(msOfId(cursorId) - BATCH_SPAN_MS)}::uuid`;
 
   const rows = rowsOf<RawRecord>(
     await q.execute(sql`select ${COLUMNS} from audit_events e where e.tenant_id = ${tenantId} and ${recordWhere(f, page)} order by e.id ${dir} limit ${page.limit}`),
   ).map(toRow);
 
-  const edge = sql.raw(desc ? 'b.last_id' : 'b.first_id');
   let cursor: { edge: string; id: string } | undefined;
-  for (;;) {
-    const after = cursor === undefined ? undefined : desc ? sql`(${edge}, b.id) < (${cursor.edge}::uuid, ${cursor.id}::uuid)` : sql`(${edge}, b.id) > (${cursor.edge}::uuid, ${cursor.id}::uuid)`;
+  for (let window = FIRST_WINDOW; ; window = Math.min(window * 2, MAX_WINDOW)) {
+    const after = cursor === undefined ? undefined : sql`(${edge}, b.id) ${sql.raw(desc ? '<' : '>')} (${cursor.edge}::uuid, ${cursor.id}::uuid)`;
     const batches = rowsOf<{ id: string; edge: string }>(
       await q.execute(sql`select b.id::text as id, ${edge}::text as edge from audit_event_batches b
-        where ${and([batchWhere(tenantId, f, page), after])} order by ${edge} ${dir}, b.id ${dir} limit ${BATCH_WINDOW + 1}`),
+        where ${and([batchWhere(tenantId, f, page), seek, after])} order by ${edge} ${dir}, b.id ${dir} limit ${window + 1}`),
     );
-    const window = batches.slice(0, BATCH_WINDOW);
-    if (window.length > 0) {
+    const read = batches.slice(0, window);
+    if (read.length > 0) {
       const found = rowsOf<RawRecord>(
         await q.execute(sql`select ${COLUMNS} from audit_event_batches b ${EXPANDED}
-          where b.tenant_id = ${tenantId} and b.id = any(${param(window.map((b) => b.id))}::uuid[]) and ${recordWhere(f, page)}
+          where b.tenant_id = ${tenantId} and b.id = any(${param(read.map((b) => b.id))}::uuid[]) and ${recordWhere(f, page)}
           order by e.id ${dir} limit ${page.limit}`),
       );
       rows.push(...found.map(toRow));
       rows.sort(byId);
     }
-    const next = batches[BATCH_WINDOW];
+    const next = batches[window];
     if (next === undefined) return rows.slice(0, page.limit);
     const known = rows.filter((r) => before(r.id, next.edge));
     if (known.length >= page.limit) return known.slice(0, page.limit);
-    cursor = { edge: window.at(-1)!.edge, id: window.at(-1)!.id };
+    cursor = read.at(-1)!;
   }
 }
 

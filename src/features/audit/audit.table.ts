@@ -23,6 +23,9 @@ const auditColumns = () => ({
 
 export const auditEvents = pgTable('audit_events', auditColumns(), (t) => [primaryKey({ columns: [t.tenantId, t.id] })]);
 
+/** How long a stretch of time one audit_event_batches row may cover (migration 0010's CHECK). */
+export const BATCH_SPAN_MS = 600_000;
+
 /** Every record, from audit_events and from the batches of read records alike (migration 0010). */
 export const auditTrail = pgView('audit_trail', auditColumns()).existing();
 

@@ -8,9 +8,9 @@
 import { param, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
-import { idAt } from '../../platform/ids.js';
+import { idAt, msOfId } from '../../platform/ids.js';
 import { asColumnsJson, signedElement, signRecord, type AuditEntry, type AuditKey, type AuditSubject, type Unsigned } from './audit-record.js';
-import type { AuditEventRow } from './audit.table.js';
+import { BATCH_SPAN_MS, type AuditEventRow } from './audit.table.js';
 
 export interface AuditorStats {
   pending: number;
@@ -57,31 +57,29 @@ interface PendingRecord {
   element: string;
 }
 
-/** Records of one tenant stored as one batch row; its id is its first record's, so a retry that follows a lost acknowledgement conflicts. */
+/** Records of one tenant, in id order, stored as one batch row; its id is its first record's, so a retry that follows a lost acknowledgement conflicts. */
 interface Batch {
   tenantId: string;
   rows: PendingRecord[];
 }
 
 function insertBatch(b: Batch) {
-  let first = b.rows[0]!.id;
-  let last = first;
   const patients = new Set<string>();
   const actors = new Set<string>();
-  const elements: string[] = [];
   for (const r of b.rows) {
-    if (r.id < first) first = r.id;
-    if (r.id > last) last = r.id;
     if (r.patientId !== null) patients.add(r.patientId);
     actors.add(r.actorSub);
-    elements.push(r.element);
   }
   return sql`insert into audit_event_batches (tenant_id, id, first_id, last_id, patient_ids, actor_subs, record_count, records)
-    values (${b.tenantId}, ${b.rows[0]!.id}::uuid, ${first}::uuid, ${last}::uuid, ${param([...patients])}::uuid[], ${param([...actors])}::text[],
-      ${b.rows.length}, ${`[${elements.join(',')}]`}::jsonb)
+    values (${b.tenantId}, ${b.rows[0]!.id}::uuid, ${b.rows[0]!.id}::uuid, ${b.rows.at(-1)!.id}::uuid, ${param([...patients])}::uuid[],
+      ${param([...actors])}::text[], ${b.rows.length}, ${`[${b.rows.map((r) => r.element).join(',')}]`}::jsonb)
     on conflict do nothing`;
 }
 
+/**
+ * Each tenant's records in id order, cut into batches of at most MAX_ROWS_PER_INSERT records and
+ * BATCH_SPAN_MS of time (records held through a long outage would span more).
+ */
 function batchesOf(rows: PendingRecord[]): Batch[] {
   const byTenant = new Map<string, PendingRecord[]>();
   for (const r of rows) {
@@ -91,7 +89,15 @@ function batchesOf(rows: PendingRecord[]): Batch[] {
   }
   const out: Batch[] = [];
   for (const [tenantId, list] of byTenant) {
-    for (let i = 0; i < list.length; i += MAX_ROWS_PER_INSERT) out.push({ tenantId, rows: list.slice(i, i + MAX_ROWS_PER_INSERT) });
+    list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    let batch: Batch | undefined;
+    for (const r of list) {
+      if (!batch || batch.rows.length >= MAX_ROWS_PER_INSERT || msOfId(r.id) - msOfId(batch.rows[0]!.id) > BATCH_SPAN_MS) {
+        batch = { tenantId, rows: [] };
+        out.push(batch);
+      }
+      batch.rows.push(r);
+    }
   }
   return out;
 }

@@ -12,13 +12,20 @@
 -- audit_events keeps every write's record (in the write's own statement, migrations 0005/0008) and
 -- the reads written with AUDIT_READS=sync. audit_trail is both, one record per row, for reading;
 -- the application's searches read the two tables with their own indexes (audit-trail.sql.ts).
+-- The millisecond timestamp of a UUIDv7 (its first 48 bits).
+CREATE FUNCTION carebase_uuid7_ms(u uuid) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT ('x' || lpad(substr(replace(u::text, '-', ''), 1, 12), 16, '0'))::bit(64)::bigint
+$$;
+
 CREATE TABLE audit_event_batches (
   tenant_id text NOT NULL, -- no reference to tenants: see the end of this file
   -- The id of the batch's first record: a retried flush of the same batch conflicts instead of
   -- storing its records twice.
   id uuid NOT NULL,
   txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  -- The smallest and largest record id (UUIDv7s of occurred_at): time ranges and pagination.
+  -- The smallest and largest record id (UUIDv7s of occurred_at): time ranges and pagination. A
+  -- batch spans at most 10 minutes (the auditor splits longer ones), so a search for records after
+  -- an id need not look at batches that start more than 10 minutes before it.
   first_id uuid NOT NULL,
   last_id uuid NOT NULL,
   -- Every patient and every actor the records name, once each: searches by patient or actor.
@@ -28,7 +35,8 @@ CREATE TABLE audit_event_batches (
   -- (Verification never trusts it: it reads the records themselves.)
   record_count integer NOT NULL CHECK (record_count > 0),
   records jsonb NOT NULL CHECK (jsonb_typeof(records) = 'array'),
-  PRIMARY KEY (tenant_id, id)
+  PRIMARY KEY (tenant_id, id),
+  CHECK (carebase_uuid7_ms(last_id) - carebase_uuid7_ms(first_id) BETWEEN 0 AND 600000)
 );
 -- lz4 where the server has it (PostgreSQL as Debian builds it; PGlite has not): it compresses a
 -- batch as well as the default (pglz) for about a fifth of the CPU.
@@ -39,7 +47,9 @@ EXCEPTION WHEN feature_not_supported THEN
   NULL;
 END $$;
 CREATE INDEX audit_event_batches_txid_idx ON audit_event_batches (tenant_id, txid);
-CREATE INDEX audit_event_batches_last_id_idx ON audit_event_batches (tenant_id, last_id);
+-- Searches walk batches oldest first by first_id, newest first by last_id (audit-trail.sql.ts).
+CREATE INDEX audit_event_batches_first_id_idx ON audit_event_batches (tenant_id, first_id) INCLUDE (last_id);
+CREATE INDEX audit_event_batches_last_id_idx ON audit_event_batches (tenant_id, last_id) INCLUDE (first_id);
 CREATE INDEX audit_event_batches_patients_idx ON audit_event_batches USING gin (patient_ids);
 CREATE INDEX audit_event_batches_actors_idx ON audit_event_batches USING gin (actor_subs);
 
