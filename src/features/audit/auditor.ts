@@ -40,7 +40,7 @@ export interface AuditorOptions {
   flushMs: number;
 }
 
-const MAX_ROWS_PER_INSERT = 1000;
+const MAX_BATCH_RECORDS = 1000;
 
 const COLUMNS = 'tenant_id, id, occurred_at, actor_sub, actor_roles, action, resource_type, resource_id, patient_id, outcome, request_id, client_ip, user_agent, detail, key_id, hmac';
 
@@ -77,7 +77,7 @@ function insertBatch(b: Batch) {
 }
 
 /**
- * Each tenant's records in id order, cut into batches of at most MAX_ROWS_PER_INSERT records and
+ * Each tenant's records in id order, cut into batches of at most MAX_BATCH_RECORDS records and
  * BATCH_SPAN_MS of time (records held through a long outage would span more).
  */
 function batchesOf(rows: PendingRecord[]): Batch[] {
@@ -92,7 +92,7 @@ function batchesOf(rows: PendingRecord[]): Batch[] {
     list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     let batch: Batch | undefined;
     for (const r of list) {
-      if (!batch || batch.rows.length >= MAX_ROWS_PER_INSERT || msOfId(r.id) - msOfId(batch.rows[0]!.id) > BATCH_SPAN_MS) {
+      if (!batch || batch.rows.length >= MAX_BATCH_RECORDS || msOfId(r.id) - msOfId(batch.rows[0]!.id) > BATCH_SPAN_MS) {
         batch = { tenantId, rows: [] };
         out.push(batch);
       }
@@ -182,7 +182,7 @@ export function createAuditor(o: AuditorOptions): Auditor {
       }
       const r = unsigned(who, e, at);
       pending.push({ tenantId: r.tenantId, id: r.id, patientId: r.patientId, actorSub: r.actorSub, element: signedElement(o.key, r) });
-      if (pending.length >= MAX_ROWS_PER_INSERT) void flush();
+      if (pending.length >= MAX_BATCH_RECORDS) void flush();
       else schedule();
     },
     flush,
