@@ -10,7 +10,8 @@ import { pageRequest, toPage } from '../shared/pagination.js';
 import { auditedRead } from './audited.js';
 import type { AuditEntry, AuditOutcome } from './audit-record.js';
 import type { AuditEventRow } from './audit.table.js';
-import { lastAuditId, listAuditRows, patientKnown, type AuditRowFilters } from './audit-events.repo.js';
+import { patientKnown } from './audit-events.repo.js';
+import { lastAuditId, searchTrail, type AuditRowFilters } from './audit-trail.sql.js';
 import type { AccessLogQuery, AuditEvent, AuditEventListQuery, AuditExportQuery, AuditFilters } from './audit-events.schema.js';
 import { createExportSigner, type ExportFormat } from './export-signature.js';
 import { toFhirAuditEvent } from './fhir-audit-event.js';
@@ -75,7 +76,7 @@ export function listAuditEvents(ctx: Ctx, query: AuditEventListQuery) {
       authorize(ctx.principal, 'audit:read');
       // Read records of this instance that are still batched in memory go in first.
       await ctx.audit.flush();
-      const rows = await ctx.db.read(ctx.tenantId, (q) => listAuditRows(q, ctx.tenantId, filters, { limit: page.limit + 1, ...afterOf(page) }));
+      const rows = await ctx.db.read(ctx.tenantId, (q) => searchTrail(q, ctx.tenantId, filters, { limit: page.limit + 1, ...afterOf(page) }));
       return toPage(rows.map(toAuditEvent), page.limit);
     },
     (p) => [readOf(query.patientId, { count: p.data.length, search: true })],
@@ -103,7 +104,7 @@ export function patientAccessLog(ctx: Ctx, patientId: string, query: AccessLogQu
       const rows = await ctx.db.read(ctx.tenantId, async (q) => {
         // A patient the tenant never had is a 404, as for the patient itself.
         if (page.afterId === undefined && !(await patientKnown(q, ctx.tenantId, patientId))) throw notFound('Patient');
-        return listAuditRows(q, ctx.tenantId, filters, { limit: page.limit + 1, ...afterOf(page) });
+        return searchTrail(q, ctx.tenantId, filters, { limit: page.limit + 1, ...afterOf(page) });
       });
       return toPage(rows.map(toAuditEvent).map(forViewer(ctx)), page.limit);
     },
@@ -150,7 +151,7 @@ async function* exportLines(
     let afterId: string | undefined;
     while (upToId !== undefined) {
       const page = { limit: EXPORT_PAGE, upToId, ...(afterId !== undefined ? { afterId } : {}) };
-      const rows = await ctx.db.read(ctx.tenantId, (q) => listAuditRows(q, ctx.tenantId, filters, page));
+      const rows = await ctx.db.read(ctx.tenantId, (q) => searchTrail(q, ctx.tenantId, filters, page));
       for (const row of rows) {
         const record = toAuditEvent(row);
         yield signer.line(format === 'fhir' ? toFhirAuditEvent(record, ctx.tenantId) : record);

@@ -164,6 +164,12 @@ export async function searchTrail(
   }
 }
 
+/** The id of the newest matching record: where an export stops, so it ends even while records are added. */
+export async function lastAuditId(q: Querier, tenantId: string, f: AuditRowFilters): Promise<string | undefined> {
+  const [row] = await searchTrail(q, tenantId, f, { limit: 1, newestFirst: true });
+  return row?.id;
+}
+
 /** Every record written by transactions in [from, to) (to open-ended when absent), in (txid, id) order. */
 export async function recordsByTxid(q: Querier, tenantId: string, from: string, to?: string): Promise<(AuditEventRow & { txid: string })[]> {
   const range = (col: string) =>
