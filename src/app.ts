@@ -6,6 +6,7 @@ import type { Deps } from './container.js';
 import { auditEventsRoutes } from './features/audit/audit-events.routes.js';
 import { consentsRoutes } from './features/consents/consents.routes.js';
 import { adminHealthRoutes } from './features/health/health.routes.js';
+import { circuitsRoutes } from './features/circuits/circuits.routes.js';
 import { performanceRoutes } from './features/performance/performance.routes.js';
 import { locationsRoutes } from './features/locations/locations.routes.js';
 import { patientExportRoutes } from './features/patient-export/export.routes.js';
@@ -82,6 +83,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(auditEventsRoutes(deps));
   await app.register(adminHealthRoutes(deps));
   await app.register(performanceRoutes(deps));
+  await app.register(circuitsRoutes(deps));
   await app.register(realtimeRoutes(deps));
   return app;
 }

@@ -1,6 +1,7 @@
 // The one place that reads the environment. Everything else receives a frozen Config.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { TENANT_ID_PATTERN } from './auth/principal.js';
 import { RATE_LIMIT_GROUPS, type GroupLimit, type RateLimitGroup } from './platform/ratelimit/groups.js';
 import { parseKeyList, parseSingleKey, type EncryptionKey } from './platform/crypto/key-material.js';
 import { DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS } from './platform/crypto/sensitive-identifiers.js';
@@ -178,6 +179,23 @@ const schema = z
     // Dependency health (src/features/health): checked this often; changes POSTed to the webhook.
     HEALTH_CHECK_INTERVAL_MS: int(15_000, 100, 600_000),
     ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    // Circuit breakers around external calls (src/platform/circuit): one policy for every upstream.
+    CIRCUIT_FAILURE_THRESHOLD: int(5, 1, 1000),
+    CIRCUIT_HALF_OPEN_AFTER_MS: int(30_000, 100, 3_600_000),
+    CIRCUIT_TIMEOUT_MS: int(5000, 50, 120_000),
+    CIRCUIT_RETRIES: int(2, 0, 10),
+    CIRCUIT_RETRY_DELAY_MS: int(200, 1, 60_000),
+    CIRCUIT_SCOPE: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'must be 1–200 printable characters without spaces').optional(),
+    // Circuits belong to the deployment: only the admins of these tenants may force them.
+    CIRCUIT_OPERATOR_TENANTS: z
+      .string()
+      .transform((v, ctx) => {
+        const list = [...new Set(v.split(',').map((s) => s.trim()).filter(Boolean))];
+        const bad = list.filter((t) => !TENANT_ID_PATTERN.test(t));
+        if (bad.length > 0) ctx.addIssue({ code: 'custom', message: `not tenant ids (lower-case letters, digits, dashes): ${bad.join(', ')}` });
+        return list;
+      })
+      .optional(),
     // Error tracking (src/platform/error-tracking): Sentry when SENTRY_DSN is set, with PHI scrubbed.
     SENTRY_DSN: sentryDsn.optional(),
     SENTRY_ENVIRONMENT: z.string().regex(/^[^\s/\\]{1,64}$/, 'must be 1–64 characters without spaces or slashes').optional(),
@@ -185,6 +203,16 @@ const schema = z
     SENTRY_SAMPLE_RATE: z.coerce.number().min(0).max(1).optional().transform((v) => v ?? 1),
     EVENTS_RETENTION_HOURS: int(24, 1, 24 * 90),
     EVENTS_DISPATCH_INTERVAL_MS: int(25, 5, 10_000),
+    // Jobs (src/platform/jobs, src/jobs): BullMQ with REDIS_URL, in-process without.
+    JOBS_CONCURRENCY: int(4, 1, 100),
+    JOBS_IN_SERVE: bool(true),
+    JOBS_ATTEMPTS: int(5, 1, 100),
+    JOBS_BACKOFF_MS: int(1000, 10, 3_600_000),
+    JOBS_FAILED_RETENTION_DAYS: int(7, 1, 365),
+    JOBS_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,100}$/, 'must be 1–100 letters, digits, ":", "_", "." or "-"').optional(),
+    JOBS_SCHEMA_WAIT_MS: int(60_000, 0, 3_600_000),
+    AUDIT_SEAL_INTERVAL_MS: int(5000, 100, 3_600_000),
+    IDEMPOTENCY_SWEEP_INTERVAL_MS: int(600_000, 100, 86_400_000),
     // Real time (src/http/realtime): SSE and WebSocket delivery, tickets, rooms.
     ROOM_MAX_MEMBERS: int(50, 1, 1000),
     REALTIME_HEARTBEAT_MS: int(15_000, 50, 300_000),
@@ -215,6 +243,10 @@ const schema = z
     requireKey('BLIND_INDEX_KEY', 'ENCRYPTION_KEYS', 'base64 of 32 random bytes kept outside the database; never changed once data is indexed');
     if (Array.isArray(c.ENCRYPTION_KEYS) && Buffer.isBuffer(c.BLIND_INDEX_KEY) && c.ENCRYPTION_KEYS.some((k) => k.key.equals(c.BLIND_INDEX_KEY!))) {
       ctx.addIssue({ code: 'custom', path: ['BLIND_INDEX_KEY'], message: 'must not be one of the ENCRYPTION_KEYS keys (each key has one purpose)' });
+    }
+    // Without Redis a job runs in the process that enqueued it: serve must run them.
+    if (c.JOBS_IN_SERVE === false && !c.REDIS_URL) {
+      ctx.addIssue({ code: 'custom', path: ['JOBS_IN_SERVE'], message: 'false needs REDIS_URL (without Redis, jobs run in the process that enqueues them, so serve must run them)' });
     }
     if (c.AUTH_JWKS_URL) {
       if (!c.AUTH_ISSUER) ctx.addIssue({ code: 'custom', path: ['AUTH_ISSUER'], message: 'is required when AUTH_JWKS_URL is set' });
@@ -276,6 +308,7 @@ export interface Config {
   };
   readonly metrics: { readonly token?: string; readonly port?: number };
   readonly health: { readonly intervalMs: number; readonly webhookUrl?: string };
+  readonly circuits: CircuitsConfig;
   /** Error tracking (Sentry); present when SENTRY_DSN is set. */
   readonly errorTracking?: ErrorTrackingConfig;
   readonly rateLimits: Readonly<Record<RateLimitGroup, GroupLimit>>;
@@ -299,6 +332,40 @@ export interface Config {
     /** Pause between dispatcher passes when the outbox was empty (the lag of an event at rest). */
     readonly dispatchIntervalMs: number;
   };
+  readonly jobs: JobsConfig;
+}
+
+export interface JobsConfig {
+  /** Jobs one worker runs at a time. */
+  readonly concurrency: number;
+  /** `carebase serve` runs a worker too (false: only `carebase worker` processes run jobs; needs Redis). */
+  readonly inServe: boolean;
+  /** Runs per job, the first included (scheduled jobs run once: the next run is their retry). */
+  readonly attempts: number;
+  /** Exponential backoff base: retry n waits backoffMs · 2^(n-1). */
+  readonly backoffMs: number;
+  readonly failedRetentionMs: number;
+  /** BullMQ key prefix; unset: derived from the database (src/platform/jobs/index.ts). */
+  readonly prefix?: string;
+  /** How long `carebase worker` waits for the database to be migrated before giving up. */
+  readonly schemaWaitMs: number;
+  readonly schedules: { readonly auditSealMs: number; readonly idempotencySweepMs: number };
+}
+
+export interface CircuitsConfig {
+  /** Consecutive failed attempts that open a circuit. */
+  readonly failureThreshold: number;
+  /** How long an open circuit refuses calls before a trial call. */
+  readonly halfOpenAfterMs: number;
+  /** Deadline of one attempt. */
+  readonly timeoutMs: number;
+  /** Retries of a transient failure (exponential backoff from retryDelayMs). */
+  readonly retries: number;
+  readonly retryDelayMs: number;
+  /** Instances with the same scope share circuit state in Redis; unset: those using the same database. */
+  readonly scope?: string;
+  /** Tenants whose admins operate the deployment and may force circuits open (empty: nobody may). */
+  readonly operatorTenants: readonly string[];
 }
 
 export interface ErrorTrackingConfig {
@@ -457,6 +524,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       identifierSystems: c.ENCRYPTED_IDENTIFIER_SYSTEMS ?? DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS,
     },
     events: { retentionMs: c.EVENTS_RETENTION_HOURS * 3_600_000, dispatchIntervalMs: c.EVENTS_DISPATCH_INTERVAL_MS },
+    jobs: {
+      concurrency: c.JOBS_CONCURRENCY,
+      inServe: c.JOBS_IN_SERVE,
+      attempts: c.JOBS_ATTEMPTS,
+      backoffMs: c.JOBS_BACKOFF_MS,
+      failedRetentionMs: c.JOBS_FAILED_RETENTION_DAYS * 86_400_000,
+      ...(c.JOBS_PREFIX ? { prefix: c.JOBS_PREFIX } : {}),
+      schemaWaitMs: c.JOBS_SCHEMA_WAIT_MS,
+      schedules: { auditSealMs: c.AUDIT_SEAL_INTERVAL_MS, idempotencySweepMs: c.IDEMPOTENCY_SWEEP_INTERVAL_MS },
+    },
     ...(c.OTEL_EXPORTER_OTLP_ENDPOINT && !c.OTEL_SDK_DISABLED
       ? {
           tracing: {
@@ -469,6 +546,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         }
       : {}),
     health: { intervalMs: c.HEALTH_CHECK_INTERVAL_MS, ...(c.ALERT_WEBHOOK_URL ? { webhookUrl: c.ALERT_WEBHOOK_URL } : {}) },
+    circuits: {
+      failureThreshold: c.CIRCUIT_FAILURE_THRESHOLD,
+      halfOpenAfterMs: c.CIRCUIT_HALF_OPEN_AFTER_MS,
+      timeoutMs: c.CIRCUIT_TIMEOUT_MS,
+      retries: c.CIRCUIT_RETRIES,
+      retryDelayMs: c.CIRCUIT_RETRY_DELAY_MS,
+      ...(c.CIRCUIT_SCOPE ? { scope: c.CIRCUIT_SCOPE } : {}),
+      operatorTenants: c.CIRCUIT_OPERATOR_TENANTS ?? [],
+    },
     ...(c.SENTRY_DSN
       ? { errorTracking: { dsn: c.SENTRY_DSN, environment: c.SENTRY_ENVIRONMENT ?? c.NODE_ENV, release: c.SENTRY_RELEASE ?? `carebase@${packageVersion()}`, sampleRate: c.SENTRY_SAMPLE_RATE } }
       : {}),

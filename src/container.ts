@@ -12,6 +12,8 @@ import { startDispatcher } from './features/events/dispatcher.js';
 import { createMemoryEventBus, createRedisEventBus } from './features/events/event-bus.js';
 import { createEventLog } from './features/events/event-log.js';
 import { createHealthMonitor, type HealthMonitor } from './features/health/health-monitor.js';
+import { circuitPost } from './features/health/alert-webhook.js';
+import { createCircuits, registerCircuitMetrics, type CircuitRegistry } from './platform/circuit/index.js';
 import { createPerformanceWindow, type PerformanceWindow } from './features/performance/performance-window.js';
 import type { EventBus, EventLog } from './features/events/events.js';
 import { createCache, type Cache } from './platform/cache/index.js';
@@ -19,6 +21,9 @@ import { loadKeyRing } from './platform/crypto/index.js';
 import { createDb } from './platform/db/index.js';
 import { instrumentDb } from './platform/metrics/instrumented-db.js';
 import { createMetrics, type Metrics } from './platform/metrics/metrics.js';
+import { JOBS } from './jobs/registry.js';
+import { createJobQueue, jobQueuePrefix, type JobQueue } from './platform/jobs/index.js';
+import { createJobMetrics } from './platform/jobs/job-metrics.js';
 import type { Db } from './platform/db/db.js';
 import type { Logger } from './platform/log.js';
 
@@ -41,10 +46,14 @@ export interface Deps {
   readonly now: () => Date;
   /** PostgreSQL and Redis, checked in the background; changes are alerted (ALERT_WEBHOOK_URL). */
   readonly health: HealthMonitor;
+  /** Circuit breakers of the external calls, one per upstream (state shared through Redis in server mode). */
+  readonly circuits: CircuitRegistry;
   /** This instance's recent requests by route, for GET /v1/admin/performance. */
   readonly performance: PerformanceWindow;
   /** This instance's Prometheus registry and the metrics the code updates directly. */
   readonly metrics: Metrics;
+  /** Background jobs: BullMQ in server mode, in-process otherwise; src/jobs/worker.ts runs them. */
+  readonly jobs: JobQueue;
   close(): Promise<void>;
 }
 
@@ -82,19 +91,43 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       },
     });
     registerSourceMetrics(metrics, db, cache, audit);
+    const jobMetrics = createJobMetrics(metrics);
+    const jobs = await createJobQueue({
+      catalog: JOBS,
+      log,
+      redisUrl: config.redisUrl,
+      prefix: config.jobs.prefix ?? jobQueuePrefix(d),
+      attempts: config.jobs.attempts,
+      backoffMs: config.jobs.backoffMs,
+      failedRetention: { maxAgeMs: config.jobs.failedRetentionMs, maxCount: 10_000 },
+      observe: jobMetrics.observe,
+    });
+    jobMetrics.watch(jobs);
     const performance = createPerformanceWindow({ cacheStats: () => cache.stats(), ...(db.poolStats ? { poolStats: db.poolStats.bind(db) } : {}) });
     // PGlite has no pool to sample.
     const poolSampler = db.poolStats ? setInterval(() => performance.samplePool(), 1000) : undefined;
     poolSampler?.unref();
+    // External calls go through circuit breakers; instances of one deployment (the database they
+    // use names it, as for the events channel) share their state through Redis.
+    const { scope, ...policy } = config.circuits;
+    const circuits = createCircuits({
+      log,
+      ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+      scope: scope ?? (d.kind === 'postgres' ? withoutPassword(d.url) : d.dataDir),
+      policy: { ...policy, retryMaxDelayMs: Math.max(5000, policy.retryDelayMs) },
+    });
+    registerCircuitMetrics(metrics, circuits);
     const health = createHealthMonitor({
       checks: [
         { name: 'postgresql', required: true, run: () => db.ping(2000) },
         ...(config.redisUrl ? [{ name: 'redis', required: false, run: () => cache.ping(2000) }] : []),
+        { name: 'jobs', required: false, run: () => jobs.ping(2000) },
       ],
       log,
       intervalMs: config.health.intervalMs,
-      ...(config.health.webhookUrl ? { webhookUrl: config.health.webhookUrl } : {}),
+      ...(config.health.webhookUrl ? { webhookUrl: config.health.webhookUrl, post: circuitPost(circuits.define('alert-webhook')) } : {}),
     });
+    metrics.cumulative('health_alerts_dropped_total', 'Dependency alerts not delivered to ALERT_WEBHOOK_URL (webhook failing, or its circuit open)', () => health.stats().alertsDropped);
     return {
       config,
       log,
@@ -110,10 +143,17 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       now: () => new Date(),
       metrics,
       health,
+      circuits,
       performance,
+      jobs,
       async close() {
         clearInterval(poolSampler);
+        // Running jobs finish first: they use everything below.
+        await jobs.close();
+        // Upstream calls in flight (an alert being posted) end now instead of running out their timeouts.
+        const closingCircuits = circuits.close();
         await health.close();
+        await closingCircuits;
         // Pending read audits and committed events are written and dispatched before the database goes.
         await stopDispatcher();
         await audit.close();

@@ -18,6 +18,9 @@ const HELP = `Usage: carebase <command> [options]
 Commands:
   serve                      Start the API (default). Applies migrations first unless MIGRATE_ON_START=false,
                              and seeds the demo tenant on an empty database when SEED_DEMO is true.
+  worker                     Run background jobs only (no API): audit sealing, key sweeps, … Needs a migrated
+                             database (waits up to JOBS_SCHEMA_WAIT_MS for it); with REDIS_URL, any number
+                             of workers share the jobs of every serve. serve runs a worker too unless JOBS_IN_SERVE=false.
   migrate                    Apply pending database migrations and exit.
   seed                       Seed the demo tenant (no-op when it exists).
   tenant create <id> [--name <name>]
@@ -28,7 +31,7 @@ Commands:
                              Check the audit trail of one tenant or all: exit 0 when intact, 1 naming the first
                              record altered, removed, inserted or reordered. --head: a head printed earlier.
   audit seal [--tenant <t>]
-                             Seal pending audit records now (the server also does, every few seconds).
+                             Seal pending audit records now (the audit.seal job also does, every AUDIT_SEAL_INTERVAL_MS).
   keys rotate [--batch-size <n>] [--tenant <t>]
                              Re-encrypt stored values under the first (primary) key of ENCRYPTION_KEYS, online;
                              prints a JSON summary; exit 0 when every value is under it. See README.md.
@@ -47,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(config);
+    case 'worker':
+      return worker(config);
     case 'migrate':
       return withDb(config, async (db, log) => {
         const { migrate } = await import('./platform/db/migrate.js');
@@ -224,17 +229,13 @@ async function keysCommand(config: Config, args: string[]): Promise<number> {
 
 async function serve(config: Config): Promise<number> {
   const log = createLogger(config.logLevel);
-  // Error tracking (SENTRY_DSN) first: from here on, failed requests (500) and crashes are reported.
-  const errorTracking = config.errorTracking
-    ? await import('./platform/error-tracking/sentry.js').then((m) => m.startErrorTracking(config.errorTracking!, log))
-    : undefined;
-  const [{ buildApp }, { createDeps }, { migrate }, { seedDemo }, { startKeySweeper }, { startAuditSealer }] = await Promise.all([
+  const errorTracking = await startErrorTracking(config, log);
+  const [{ buildApp }, { createDeps }, { migrate }, { seedDemo }, { startJobWorker }] = await Promise.all([
     import('./app.js'),
     import('./container.js'),
     import('./platform/db/migrate.js'),
     import('./features/demo/demo.seed.js'),
-    import('./features/idempotency/sweeper.js'),
-    import('./features/audit/sealer.js'),
+    import('./jobs/worker.js'),
   ]);
   const deps = await createDeps(config, log).catch(asOperatorError);
   try {
@@ -252,28 +253,85 @@ async function serve(config: Config): Promise<number> {
   }
   const app = await buildApp(deps);
   await app.listen({ port: config.port, host: config.host });
-  const { startMetricsServer } = await import('./http/metrics-server.js');
-  const metricsServer = config.metrics.port ? await startMetricsServer(deps.metrics.registry, config.metrics.port, config.host, config.metrics.token) : undefined;
-  const stopSweeper = startKeySweeper(deps.db, log);
-  const stopSealer = startAuditSealer({ db: deps.db, key: deps.audit.key }, log);
+  const metricsServer = await startMetricsPort(config, deps.metrics.registry);
+  if (config.jobs.inServe) startJobWorker(deps);
 
+  onShutdown(config, log, errorTracking, 'shutting down: no new connections; finishing requests and jobs in flight', async () => {
+    metricsServer?.close();
+    await app.close();
+    // Jobs in progress finish before the database goes (Deps.close closes the queue first).
+    await deps.close();
+  });
+
+  if (config.auth.kind === 'dev') printBanner(config, app.server.address());
+  return -1; // keep running
+}
+
+/**
+ * `carebase worker`: runs jobs and nothing else (no API listener; /metrics on METRICS_PORT when
+ * set). It does not migrate: it waits for the schema that `carebase migrate` or `serve` applies.
+ */
+async function worker(config: Config): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const errorTracking = await startErrorTracking(config, log);
+  const [{ createDeps }, { startJobWorker }, { waitForSchema }, { createDb }] = await Promise.all([
+    import('./container.js'),
+    import('./jobs/worker.js'),
+    import('./platform/db/schema-ready.js'),
+    import('./platform/db/index.js'),
+  ]);
+  // Nothing starts (outbox dispatcher, jobs) before the schema is this code's. An embedded
+  // database opens in one process only: nobody else can migrate it meanwhile, so no waiting there.
+  const probe = await createDb(config.database).catch(asOperatorError);
+  // A stop while waiting is a clean one: nothing runs yet.
+  const stopWaiting = () => log.flush(() => process.exit(0));
+  process.once('SIGTERM', stopWaiting).once('SIGINT', stopWaiting);
+  try {
+    await waitForSchema(probe, log, config.database.kind === 'pglite' ? 0 : config.jobs.schemaWaitMs);
+  } catch (err) {
+    throw err instanceof Error && err.name === 'SchemaNotReady' ? new OperatorError(err.message) : err;
+  } finally {
+    process.off('SIGTERM', stopWaiting).off('SIGINT', stopWaiting);
+    await probe.close();
+  }
+  const deps = await createDeps(config, log).catch(asOperatorError);
+  if (!config.redisUrl) log.warn('worker without REDIS_URL: it runs its own schedules only; jobs enqueued by other processes run in those processes');
+  const metricsServer = await startMetricsPort(config, deps.metrics.registry);
+  startJobWorker(deps);
+  onShutdown(config, log, errorTracking, 'shutting down: no new jobs; finishing the running ones', async () => {
+    metricsServer?.close();
+    await deps.close();
+  });
+  return -1; // keep running
+}
+
+/** Error tracking (SENTRY_DSN) first: from here on, failed requests (500) and crashes are reported. */
+async function startErrorTracking(config: Config, log: Logger) {
+  return config.errorTracking ? import('./platform/error-tracking/sentry.js').then((m) => m.startErrorTracking(config.errorTracking!, log)) : undefined;
+}
+
+async function startMetricsPort(config: Config, registry: import('prom-client').Registry) {
+  if (!config.metrics.port) return undefined;
+  const { startMetricsServer } = await import('./http/metrics-server.js');
+  return startMetricsServer(registry, config.metrics.port, config.host, config.metrics.token);
+}
+
+/**
+ * On SIGTERM/SIGINT: close() (finish what is in flight), then export buffered spans and send
+ * queued error reports, then exit 0 — or 1 when close() failed or SHUTDOWN_TIMEOUT_MS ran out.
+ */
+function onShutdown(config: Config, log: Logger, errorTracking: { close(): Promise<unknown> } | undefined, message: string, close: () => Promise<void>): void {
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
-    log.info({ signal }, 'shutting down: no new connections; finishing requests in flight');
+    log.info({ signal }, message);
     const force = setTimeout(() => {
       log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
-    stopSweeper();
-    metricsServer?.close();
-    app
-      .close()
-      // A sealing pass in progress finishes before the database goes.
-      .then(() => stopSealer())
-      .then(() => deps.close())
+    close()
       // Spans still buffered are exported and error reports still queued are sent, together, for at
       // most 2 s, whether or not the close went well.
       .finally(() => Promise.all([shutdownTracing(2000), errorTracking?.close()]))
@@ -290,9 +348,6 @@ async function serve(config: Config): Promise<number> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-
-  if (config.auth.kind === 'dev') printBanner(config, app.server.address());
-  return -1; // keep running
 }
 
 function printBanner(config: Config, address: ReturnType<import('node:net').Server['address']>): void {

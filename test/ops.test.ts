@@ -58,6 +58,8 @@ describe('ops: alert rules and dashboard', () => {
     const uses = (metric: string) => rules.some((r) => r.expr.includes(metric));
     // Database write failures, cache errors, version conflicts, GET errors, outbox lag, latency.
     for (const m of ['db_query_duration_seconds_count', 'cache_errors_total', 'version_conflicts_total', 'outbox_lag_seconds', 'http_request_duration_seconds_bucket']) expect(uses(m), m).toBe(true);
+    // Jobs failing for good, and jobs waiting (none running, or too long).
+    for (const m of ['jobs_failed_total', 'jobs_waiting', 'job_wait_seconds_bucket']) expect(uses(m), m).toBe(true);
     expect(rules.some((r) => r.expr.includes('method="GET"') && r.expr.includes('5..'))).toBe(true);
   });
 

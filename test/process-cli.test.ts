@@ -37,6 +37,14 @@ describe.concurrent('carebase CLI: configuration and usage', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
   });
 
+  it('worker: bad job settings are named, one line each, exit 2', { timeout: 120_000 }, async ({ onTestFinished }) => {
+    const cli = procScope(onTestFinished);
+    const r = await cli.run(['worker'], cliEnv({ DATA_DIR: tempDir(), JOBS_CONCURRENCY: '0', JOBS_IN_SERVE: 'false', AUDIT_SEAL_INTERVAL_MS: 'soon' }));
+    expect(r.code, r.stderr).toBe(2);
+    for (const name of ['JOBS_CONCURRENCY', 'JOBS_IN_SERVE', 'AUDIT_SEAL_INTERVAL_MS']) expect(lines(r.stderr).filter((l) => new RegExp(`\\b${name}\\b`).test(l)), name).toHaveLength(1);
+    expect(r.stderr).toMatch(/JOBS_IN_SERVE: false needs REDIS_URL/);
+  });
+
   it('refuses the development issuer in production (exit 2, naming AUTH_JWKS_URL)', { timeout: 120_000 }, async ({ onTestFinished }) => {
     const cli = procScope(onTestFinished);
     const r = await cli.run(['serve'], cliEnv({ DATA_DIR: tempDir(), NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1' }));
@@ -57,7 +65,7 @@ describe.concurrent('carebase CLI: configuration and usage', () => {
     const cli = procScope(onTestFinished);
     const r = await cli.run(['--help'], cliEnv());
     expect(r.code, r.stderr).toBe(0);
-    for (const cmd of ['serve', 'migrate', 'seed', 'token']) expect(r.stdout).toMatch(new RegExp(`^\\s+${cmd}\\b`, 'm'));
+    for (const cmd of ['serve', 'worker', 'migrate', 'seed', 'token']) expect(r.stdout).toMatch(new RegExp(`^\\s+${cmd}\\b`, 'm'));
   });
 });
 

@@ -14,7 +14,12 @@ import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { JOBS } from '../src/jobs/registry.js';
 import { createPgliteDb } from '../src/platform/db/pglite.js';
+import { createBullmqQueue } from '../src/platform/jobs/bullmq-queue.js';
+import { createLogger } from '../src/platform/log.js';
+import { installTracing } from '../src/platform/tracing/tracing.js';
+import { ownDatabase } from './helpers/db.js';
 import { patientInput } from './helpers/factories.js';
 import { client } from './helpers/http.js';
 import { cleanupDirs, cliEnv, freePort, keyFileToken, killAll, migratedDataDir, procScope, runCli, stop, tempDir, waitFor, type Server } from './helpers/process.js';
@@ -222,6 +227,60 @@ describe.concurrent('tracing (OTEL_EXPORTER_OTLP_ENDPOINT) in carebase serve', (
       expect(phiInLogs(output.split('\n'))).toEqual([]);
       // The recorder saw the SDK load (so that the test with tracing off means something).
       expect(modules.loaded().some((m) => OTEL_MODULE.test(m))).toBe(true);
+    });
+  }
+
+  for (const [mode, available] of modes) {
+    it.runIf(available)(`${mode}: carebase worker runs each job in a span of its own: a scheduled run starts a trace, an enqueued job continues its producer's`, { timeout: 90_000 }, async ({ onTestFinished }) => {
+      const cli = procScope(onTestFinished);
+      const recv = await startReceiver();
+      onTestFinished(() => recv.close());
+      // Sealing and sweeping act on every tenant: on PostgreSQL, a database of the test's own.
+      const own = mode === 'server' ? await ownDatabase() : undefined;
+      if (own) {
+        onTestFinished(() => own.drop());
+        await own.migrate();
+      }
+      const prefix = `carebase-test:jobs:${hex(6)}`;
+      const storage: Record<string, string> = own ? { DATABASE_URL: own.url, REDIS_URL: redisUrl!, DATABASE_POOL_SIZE: '3', JOBS_PREFIX: prefix } : {};
+      const dir = mode === 'embedded' ? migratedDataDir() : tempDir();
+      const worker = cli.spawn(['worker'], cliEnv({ DATA_DIR: dir, NODE_ENV: 'test', LOG_LEVEL: 'info', AUDIT_SEAL_INTERVAL_MS: '300', ...storage, OTEL_EXPORTER_OTLP_ENDPOINT: recv.url }));
+      const completed = (job: string) => worker.stdout().split('\n').filter((l) => l.includes(`"job":"${job}"`) && l.includes('"msg":"job completed"'));
+      await waitFor(() => completed('audit.seal').length >= 2, 60_000, () => `audit.seal runs\n${worker.stdout()}\n${worker.stderr()}`);
+
+      // A producer elsewhere (an API instance handling a traced request) enqueues a job: the trace
+      // context it injects is what the SDK's propagator writes (only that part of tracing is faked here).
+      const traceId = hex(16);
+      const parentId = hex(8);
+      if (mode === 'server') {
+        const producer = createBullmqQueue({ catalog: JOBS, log: createLogger('silent'), attempts: 1, backoffMs: 100, failedRetention: { maxAgeMs: 60_000, maxCount: 10 }, url: redisUrl!, prefix });
+        installTracing({ traceparent: () => undefined, inject: (c) => void (c.traceparent = `00-${traceId}-${parentId}-01`), runWith: (_c, fn) => fn(), span: (_n, _a, fn) => fn(), consumerSpan: (_c, _n, _a, fn) => fn(), shutdown: async () => {} });
+        try {
+          const id = await producer.enqueue('idempotency.sweep', {}, { requestId: 'req-traced-job' });
+          await waitFor(() => completed('idempotency.sweep').some((l) => l.includes(`"jobId":"${id}"`)), 30_000, () => 'the enqueued job');
+        } finally {
+          installTracing(undefined);
+          await producer.close();
+        }
+      }
+      expect(await stop(worker)).toEqual({ code: 0, signal: null });
+
+      const jobSpans = recv.spans.filter((s) => s.scope === 'carebase' && s.name.startsWith('job '));
+      // Scheduled: a root span per run (OTLP kind 5, CONSUMER), its database work inside it.
+      expect(jobSpans.find((s) => s.name === 'job audit.seal')).toMatchObject({ kind: 5, parentSpanId: '', attributes: { 'messaging.destination.name': 'audit.seal', 'messaging.operation.type': 'process', 'carebase.job.attempt': 1 } });
+      const sweep = jobSpans.find((s) => s.name === 'job idempotency.sweep' && s.parentSpanId === '');
+      expect(sweep).toMatchObject({ kind: 5, attributes: { 'messaging.system': mode === 'server' ? 'bullmq' : 'carebase' } });
+      expect(recv.spans.some((s) => s.traceId === sweep!.traceId && s.parentSpanId === sweep!.spanId && s.name === 'db.tx')).toBe(true);
+      if (mode === 'server') {
+        // Enqueued: a child of the producer's span, in the producer's trace.
+        const swept = jobSpans.filter((s) => s.name === 'job idempotency.sweep' && s.traceId === traceId);
+        expect(swept).toHaveLength(1);
+        expect(swept[0]).toMatchObject({ kind: 5, parentSpanId: parentId, attributes: { 'messaging.system': 'bullmq' } });
+        expect(recv.spans.some((s) => s.traceId === traceId && s.parentSpanId === swept[0]!.spanId && s.name === 'db.tx')).toBe(true);
+        // Its log lines name the trace and the request that caused it.
+        const line = JSON.parse(completed('idempotency.sweep').find((l) => l.includes('req-traced-job'))!) as Record<string, unknown>;
+        expect(line).toMatchObject({ reqId: 'req-traced-job', trace_id: traceId });
+      }
     });
   }
 

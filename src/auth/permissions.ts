@@ -47,6 +47,10 @@ export const PERMISSIONS = {
   // The state of the service's dependencies (no tenant data; operations staff).
   'health:read': ['admin', 'manager'],
   'performance:read': ['admin', 'manager'],
+  // Circuit breakers of external calls: managers see them; forcing one open (or back to auto)
+  // stops calls to an upstream for the whole deployment, so admins only.
+  'circuits:read': ['admin', 'manager'],
+  'circuits:write': ['admin'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

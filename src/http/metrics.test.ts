@@ -51,6 +51,9 @@ describe.each(storageModes())('metrics on %s', (mode) => {
     expect(sample(text, 'outbox_lag_seconds')).toBeGreaterThanOrEqual(0);
     expect(sample(text, 'audit_records_pending')).toBeGreaterThanOrEqual(0);
     expect(sample(text, 'realtime_connections')).toBe(0);
+    // The job queue's depth (read from the queue itself) and this instance's runs.
+    for (const g of ['jobs_waiting', 'jobs_active', 'jobs_delayed', 'jobs_failed']) expect(sample(text, g), g).toBeGreaterThanOrEqual(0);
+    for (const family of ['jobs_completed_total', 'jobs_failed_total', 'jobs_queue_errors_total', 'job_duration_seconds', 'job_wait_seconds']) expect(text, family).toMatch(new RegExp(`^# TYPE ${family} `, 'm'));
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
     expect(text).toMatch(/^process_cpu_seconds_total /m);
     expect(text).toMatch(/^process_resident_memory_bytes /m);

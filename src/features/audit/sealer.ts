@@ -8,9 +8,11 @@
 // nothing is missed and nothing needs a look-back window. The sealer does not check HMACs (verify
 // does): a forged row is sealed like any other and reported by verify.
 //
-// Who: every API instance runs the sealer for every tenant. A transaction-scoped advisory lock per
-// tenant serializes them (the loser of a race skips that tenant this pass, or waits when asked),
-// and positions are a primary key, so two sealers can never both append position n.
+// Who: the audit.seal job (src/jobs), every AUDIT_SEAL_INTERVAL_MS, for every tenant: once per
+// interval for the deployment with BullMQ, in each process without Redis; `carebase audit seal`
+// too. A transaction-scoped advisory lock per tenant serializes concurrent sealers (the loser of a
+// race skips that tenant this pass, or waits when asked), and positions are a primary key, so two
+// sealers can never both append position n.
 //
 // As what: the application role with the tenant set, like every other write; it may INSERT into
 // audit_seals but not UPDATE or DELETE it.
@@ -113,85 +115,79 @@ export async function tenantExists(db: Db, tenantId: string): Promise<boolean> {
   return rowsOf(r).length > 0;
 }
 
-export interface AuditSealerDeps {
+export interface SealPassDeps {
   db: Db;
   key: AuditKey;
-  now?: () => Date;
+  log: Logger;
+  now: () => Date;
 }
 
-export interface AuditSealerOptions {
+export interface SealPassOptions {
+  /** The tenants to seal (every tenant: listTenantIds, or cachedTenantList around it). */
+  tenants: () => Promise<TenantList>;
   /** Records per seal (default SEAL_BATCH). */
   batch?: number;
-  /** How often the tenant list is re-read (an owner connection each time on PostgreSQL). */
-  tenantsRefreshMs?: number;
-  /** Full batches sealed for one tenant per pass before moving on (a backlog is finished next pass). */
+  /** Full batches sealed per tenant in one pass (a larger backlog is finished by the next pass). */
   maxBatchesPerTenant?: number;
-  /** The tenants to seal (default: every tenant, via listTenantIds); tests narrow it to their own. */
-  listTenants?: () => Promise<TenantList>;
+  /** Stops between batches when aborted (shutdown): what is sealed stays sealed, the rest waits. */
+  signal?: AbortSignal;
+}
+
+export interface SealPassResult {
+  tenants: number;
+  sealed: number;
+  /** Tenants another sealer held (skipped; it seals them). */
+  busy: number;
+  /** Tenants whose sealing failed (logged by tenant id and error type; retried next pass). */
+  failed: number;
 }
 
 /**
- * Seals every tenant's records every intervalMs (first pass after one interval). Passes never
- * overlap; a failed pass or tenant is logged (ids and error codes only, never record contents)
- * and retried next pass. stop() ends the timer and waits for a pass in progress, so the caller
- * may close the database afterwards.
+ * One sealing pass over every tenant: bounded batches per tenant, skipping a tenant another
+ * instance is sealing. A tenant that fails is logged (tenant id and error type and code, never
+ * record contents) and the pass goes on to the others; the caller decides what a failure means
+ * (the audit.seal job fails, so it is counted and alerted on). Run by the audit.seal job
+ * (src/jobs) every AUDIT_SEAL_INTERVAL_MS, on every worker; the advisory lock makes that safe.
  */
-export function startAuditSealer(deps: AuditSealerDeps, log: Logger, intervalMs = 5_000, o: AuditSealerOptions = {}): () => Promise<void> {
-  const now = deps.now ?? (() => new Date());
-  const refreshMs = o.tenantsRefreshMs ?? 60_000;
+export async function sealPendingRecords(deps: SealPassDeps, o: SealPassOptions): Promise<SealPassResult> {
   const maxBatches = o.maxBatchesPerTenant ?? 10;
-  let tenants: string[] = [];
-  let listedAt = -Infinity;
-  let warnedIncomplete = false;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
+  const list = await o.tenants();
+  const result: SealPassResult = { tenants: list.ids.length, sealed: 0, busy: 0, failed: 0 };
+  for (const tenant of list.ids) {
+    for (let i = 0; i < maxBatches && !o.signal?.aborted; i++) {
+      try {
+        const r = await sealTenant(deps.db, deps.key, tenant, deps.now(), { ...(o.batch ? { batch: o.batch } : {}), skipIfBusy: true });
+        result.sealed += r.sealed;
+        if (r.busy) result.busy += 1;
+        if (r.sealed > 0) deps.log.debug({ tenant, sealed: r.sealed, head: r.head }, 'audit records sealed');
+        if (!r.more) break;
+      } catch (err) {
+        result.failed += 1;
+        deps.log.warn({ err, tenant }, 'audit sealing failed; retrying next pass');
+        break;
+      }
+    }
+    if (o.signal?.aborted) break;
+  }
+  return result;
+}
 
-  async function refreshTenants(): Promise<void> {
-    if (Date.now() - listedAt < refreshMs) return;
-    const list = await (o.listTenants ?? (() => listTenantIds(deps.db)))();
-    tenants = list.ids;
+/**
+ * listTenantIds, re-read at most every refreshMs (an owner connection each time on PostgreSQL),
+ * warning once when the database role cannot list tenants (records would never be sealed).
+ */
+export function cachedTenantList(db: Db, log: Logger, refreshMs = 60_000): () => Promise<TenantList> {
+  let list: TenantList | undefined;
+  let listedAt = -Infinity;
+  let warned = false;
+  return async () => {
+    if (list && Date.now() - listedAt < refreshMs) return list;
+    list = await listTenantIds(db);
     listedAt = Date.now();
-    if (!list.complete && !warnedIncomplete) {
-      warnedIncomplete = true;
+    if (!list.complete && !warned) {
+      warned = true;
       log.warn('audit sealer: the database role can list no tenants under row-level security (not superuser, no BYPASSRLS); records will not be sealed');
     }
-  }
-
-  async function pass(): Promise<void> {
-    try {
-      await refreshTenants();
-    } catch (err) {
-      log.warn({ err }, 'audit sealer: listing tenants failed; retrying next pass');
-      return;
-    }
-    for (const tenant of tenants) {
-      for (let i = 0; i < maxBatches && !stopped; i++) {
-        try {
-          const r = await sealTenant(deps.db, deps.key, tenant, now(), { ...(o.batch ? { batch: o.batch } : {}), skipIfBusy: true });
-          if (r.sealed > 0) log.debug({ tenant, sealed: r.sealed, head: r.head }, 'audit records sealed');
-          if (!r.more) break;
-        } catch (err) {
-          log.warn({ err, tenant }, 'audit sealing failed; retrying next pass');
-          break;
-        }
-      }
-      if (stopped) return;
-    }
-  }
-
-  function schedule(): void {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      running = pass().finally(schedule);
-    }, intervalMs);
-    timer.unref();
-  }
-  schedule();
-
-  return async () => {
-    stopped = true;
-    if (timer) clearTimeout(timer);
-    await running;
+    return list;
   };
 }

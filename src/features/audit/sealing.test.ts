@@ -1,5 +1,5 @@
 // Sealing audit records into the per-tenant chain of seals: ranges of finished transactions,
-// order, batches, late commits, concurrent sealers, the background sealer; and that the
+// order, batches, late commits, concurrent sealers, a sealing pass over tenants (the audit.seal job's); and that the
 // application role cannot change or remove audit rows (grants), nor can the owner while the
 // triggers are on.
 import { randomUUID } from 'node:crypto';
@@ -12,7 +12,7 @@ import { pgError } from '../../platform/db/errors.js';
 import { asColumnsJson } from './audit-record.js';
 import { auditSeals, auditTrail } from './audit.table.js';
 import { digestOf, FIRST_TXID, genesisOf, sealHash } from './chain.js';
-import { listTenantIds, sealTenant, startAuditSealer } from './sealer.js';
+import { listTenantIds, sealPendingRecords, sealTenant } from './sealer.js';
 import { verifyTenant } from './verify.js';
 
 /** Creates, reads and updates a patient: a few audit records, all written when this returns. */
@@ -173,23 +173,28 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
     expect(both.every((r) => r.sealed === 0)).toBe(true);
   });
 
-  it('the background sealer seals its tenants continuously and stops cleanly', async () => {
+  it('a sealing pass (the audit.seal job) seals every listed tenant in bounded batches and stops when aborted', async () => {
     const [a, b] = [await srv.newTenant(), await srv.newTenant()];
     // Only this test's tenants: on PostgreSQL other test files share the database.
-    const listTenants = async () => ({ ids: [a, b], complete: true });
-    const stop = startAuditSealer({ db: srv.deps.db, key: srv.deps.audit.key }, srv.deps.log, 50, { tenantsRefreshMs: 0, listTenants });
+    const tenants = async () => ({ ids: [a, b], complete: true });
+    const deps = { db: srv.deps.db, key: srv.deps.audit.key, log: srv.deps.log, now: () => new Date() };
     const sealedAll = async (t: string) => (await sealedIds(srv, t)).length === (await eventsOf(srv, t)).length;
-    try {
-      await activity(srv, a, 1);
-      await activity(srv, b, 1);
-      await waitFor(async () => (await sealedAll(a)) && (await sealedAll(b)), 10_000, () => 'both tenants sealed');
-      await activity(srv, a, 1);
-      await waitFor(() => sealedAll(a), 10_000, () => 'new records of tenant a sealed');
-    } finally {
-      await stop();
-    }
+    await activity(srv, a, 2);
+    await activity(srv, b, 1);
+    // One batch of 2 per tenant and pass: the backlog takes several passes, each adding one seal at most.
+    const first = await sealPendingRecords(deps, { tenants, batch: 2, maxBatchesPerTenant: 1 });
+    expect(first).toMatchObject({ tenants: 2, busy: 0, failed: 0 });
+    expect((await chainOf(srv, a)).length).toBeLessThanOrEqual(1);
+    await waitFor(async () => {
+      await sealPendingRecords(deps, { tenants, batch: 2, maxBatchesPerTenant: 1 });
+      return (await sealedAll(a)) && (await sealedAll(b));
+    }, 10_000, () => 'both tenants sealed');
+    expect((await chainOf(srv, a)).length).toBeGreaterThan(1);
+    // Aborted (shutdown): nothing more is sealed.
     await activity(srv, a, 1);
-    await new Promise((r) => setTimeout(r, 200));
+    const stop = new AbortController();
+    stop.abort();
+    expect(await sealPendingRecords(deps, { tenants, signal: stop.signal })).toMatchObject({ sealed: 0 });
     expect(await sealedAll(a)).toBe(false);
     for (const t of [a, b]) expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, t)).toMatchObject({ ok: true });
   });

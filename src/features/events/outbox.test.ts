@@ -120,7 +120,7 @@ describe.each(storageModes())('outbox and event log on %s', (mode) => {
     const traced = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     let current: string | undefined = traced;
     // Tracing as the SDK installs it (sdk.ts), reduced to what the write path asks.
-    installTracing({ traceparent: () => current, inject: () => {}, runWith: (_c, fn) => fn(), span: (_n, _a, fn) => fn(), shutdown: async () => {} });
+    installTracing({ traceparent: () => current, inject: () => {}, runWith: (_c, fn) => fn(), span: (_n, _a, fn) => fn(), consumerSpan: (_c, _n, _a, fn) => fn(), shutdown: async () => {} });
     const heard: ScopedEvent[] = [];
     const off = srv.deps.events.bus.subscribe((e) => e.tenantId === tenant && heard.push(e));
     try {

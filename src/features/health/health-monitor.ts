@@ -4,7 +4,9 @@
 // A status changes only after `confirm` consecutive checks agree, so one slow answer does not page
 // anyone, and each change is sent once. Messages name the dependency and the error's own message
 // (connection errors: codes, hosts, ports), never request data: no PHI can reach them.
+import { UpstreamUnavailable } from '../../platform/circuit/index.js';
 import type { Logger } from '../../platform/log.js';
+import { postJson, type AlertPost } from './alert-webhook.js';
 
 export type DependencyStatus = 'ok' | 'down';
 
@@ -31,6 +33,8 @@ export interface HealthMonitor {
   /** Runs every check now and returns the states. */
   check(): Promise<DependencyState[]>;
   states(): DependencyState[];
+  /** Alert messages not delivered (webhook failing, or its circuit open): health_alerts_dropped_total. */
+  stats(): { alertsDropped: number };
   close(): Promise<void>;
 }
 
@@ -45,15 +49,9 @@ export interface HealthMonitorOptions {
   webhookUrl?: string;
   /** The service's name in messages (host or deployment). */
   service?: string;
-  /** Sends a message (tests replace it); defaults to a JSON POST with a 5 s timeout. */
-  post?: (url: string, body: { text: string }) => Promise<void>;
+  /** Sends a message: container.ts posts through the 'alert-webhook' circuit; default a plain JSON POST with a 5 s timeout. */
+  post?: AlertPost;
   now?: () => Date;
-}
-
-async function postJson(url: string, body: { text: string }): Promise<void> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
-  await res.body?.cancel();
-  if (!res.ok) throw new Error(`webhook answered ${res.status}`);
 }
 
 /** First line of an error message, bounded: enough to act on, never a dump. */
@@ -62,13 +60,14 @@ const errorText = (err: unknown) => String((err as Error)?.message ?? err).split
 export function createHealthMonitor(o: HealthMonitorOptions): HealthMonitor {
   const now = o.now ?? (() => new Date());
   const confirm = o.confirm ?? 2;
-  const post = o.post ?? postJson;
+  const post = o.post ?? ((url, body) => postJson(url, body));
   const service = o.service ?? 'carebase';
   const started = now().toISOString();
   const state = new Map<string, DependencyState & { streak: number; candidate: DependencyStatus }>(
     o.checks.map((c) => [c.name, { name: c.name, required: c.required, status: 'ok', latencyMs: null, lastError: null, since: started, checkedAt: null, streak: 0, candidate: 'ok' }]),
   );
   let running: Promise<DependencyState[]> | undefined;
+  let alertsDropped = 0;
 
   async function alert(s: DependencyState): Promise<void> {
     const text =
@@ -80,7 +79,13 @@ export function createHealthMonitor(o: HealthMonitorOptions): HealthMonitor {
     try {
       await post(o.webhookUrl, { text });
     } catch (err) {
-      o.log.warn({ err: { message: errorText(err) }, dependency: s.name }, 'health: the alert webhook could not be reached');
+      alertsDropped++;
+      // The status change itself is in the log line above; this says the page did not go out.
+      if (err instanceof UpstreamUnavailable && (err.reason === 'open' || err.reason === 'forced-open')) {
+        o.log.warn({ circuit: err.circuit, reason: err.reason, dependency: s.name, alertsDropped }, 'health: alert dropped, the alert webhook circuit is open');
+      } else {
+        o.log.warn({ err: { message: errorText(err) }, dependency: s.name, alertsDropped }, 'health: the alert webhook could not be reached; alert dropped');
+      }
     }
   }
 
@@ -122,6 +127,7 @@ export function createHealthMonitor(o: HealthMonitorOptions): HealthMonitor {
   return {
     check,
     states: view,
+    stats: () => ({ alertsDropped }),
     async close() {
       if (timer) clearInterval(timer);
       await running;

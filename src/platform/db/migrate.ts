@@ -80,8 +80,9 @@ export async function migrate(s: OwnerSession, migrations = loadMigrations()): P
 
 /** The schema version the database is at (0 when never migrated). */
 export async function schemaVersion(s: OwnerSession): Promise<number> {
-  const rows = await s.query<{ v: number | null }>(
-    "select case when to_regclass('carebase_schema_migrations') is null then 0 else (select coalesce(max(version), 0) from carebase_schema_migrations) end as v",
-  );
+  // Two statements: one naming a table that does not exist fails when parsed, whatever a CASE says.
+  const [exists] = await s.query<{ t: string | null }>("select to_regclass('carebase_schema_migrations')::text as t");
+  if (!exists?.t) return 0;
+  const rows = await s.query<{ v: number | null }>('select coalesce(max(version), 0) as v from carebase_schema_migrations');
   return Number(rows[0]?.v ?? 0);
 }

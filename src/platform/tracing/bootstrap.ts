@@ -4,13 +4,13 @@
 // config.ts with everything it imports, must not import those (config.ts takes the rate-limit
 // groups from ratelimit/groups.ts, not limiters.ts, for this reason).
 //
-// Only `serve` (the default command) is traced: one-shot commands (migrate, token, keys rotate…)
-// exit without waiting for an exporter. With tracing off this loads nothing more than config.ts,
+// Only the long-running commands are traced, `serve` (the default) and `worker`: one-shot commands
+// (migrate, token, keys rotate…) exit without waiting for an exporter. With tracing off this loads nothing more than config.ts,
 // which main.ts loads anyway.
 import { loadConfig, type TracingConfig } from '../../config.js';
 
 const command = process.argv[2] ?? 'serve';
-if (command === 'serve') {
+if (command === 'serve' || command === 'worker') {
   let tracing: TracingConfig | undefined;
   try {
     tracing = loadConfig().tracing;

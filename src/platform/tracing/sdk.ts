@@ -2,7 +2,8 @@
 // the application (and with it pg, ioredis, pino, fastify) is imported. Loaded only then: with
 // tracing off none of this is imported.
 //
-// Spans: each request (@fastify/otel's SERVER span, with the caller's traceparent as parent), HTTP client (node:http), fetch (undici: the alert webhook), Fastify's route,
+// Spans: each request (@fastify/otel's SERVER span, with the caller's traceparent as parent), each
+// job attempt (a CONSUMER span, its producer's trace continued: platform/jobs/run-job.ts), HTTP client (node:http), fetch (undici: the alert webhook), Fastify's route,
 // hooks and handlers (@fastify/otel), PostgreSQL queries (pg), Redis commands (ioredis), and one
 // span per database operation of the Db port (instrumented-db.ts; PGlite too). Exported over
 // OTLP/HTTP (JSON) in batches, scrubbed of PHI first (scrub.ts). W3C trace context is read from
@@ -44,7 +45,7 @@ export async function startTracing(c: TracingConfig): Promise<void> {
       import('@fastify/otel'),
       import('./scrub.js'),
     ]);
-  const { context, propagation, trace, SpanKind, SpanStatusCode, TraceFlags, isSpanContextValid } = api;
+  const { context, propagation, trace, ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, isSpanContextValid } = api;
 
   // The SDK's errors — mostly failed exports (collector down: those spans are lost) — go to
   // stderr, at most one line a minute.
@@ -124,6 +125,19 @@ export async function startTracing(c: TracingConfig): Promise<void> {
     },
   };
 
+  /** Runs fn and ends the span with its outcome (an error's type and stack are kept; scrub.ts drops its message). */
+  async function ended<T>(span: import('@opentelemetry/api').Span, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      if (err instanceof Error) span.recordException(err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
   installTracing({
     traceparent() {
       if (!sampledSpanContext()) return undefined;
@@ -139,17 +153,12 @@ export async function startTracing(c: TracingConfig): Promise<void> {
     },
     span(name, attributes, fn) {
       if (!trace.getSpan(context.active())?.isRecording()) return fn();
-      return tracer.startActiveSpan(name, { kind: SpanKind.INTERNAL, attributes: { ...attributes } }, async (span) => {
-        try {
-          return await fn();
-        } catch (err) {
-          span.setStatus({ code: SpanStatusCode.ERROR });
-          if (err instanceof Error) span.recordException(err);
-          throw err;
-        } finally {
-          span.end();
-        }
-      });
+      return tracer.startActiveSpan(name, { kind: SpanKind.INTERNAL, attributes: { ...attributes } }, (span) => ended(span, fn));
+    },
+    consumerSpan(carrier, name, attributes, fn) {
+      // Extracted onto the root context: the job's own producer is its parent, nothing else.
+      const parent = propagation.extract(ROOT_CONTEXT, carrier, getter);
+      return tracer.startActiveSpan(name, { kind: SpanKind.CONSUMER, attributes: { ...attributes } }, parent, (span) => ended(span, fn));
     },
     shutdown: () => provider.shutdown(),
   });

@@ -15,6 +15,8 @@ export interface TracingImpl {
   inject(carrier: TraceCarrier): void;
   runWith<T>(carrier: Readonly<Record<string, unknown>>, fn: () => T): T;
   span<T>(name: string, attributes: Readonly<Record<string, string | number | boolean>>, fn: () => Promise<T>): Promise<T>;
+  /** A CONSUMER span whose parent is the context in `carrier` (a new trace when it has none), never the ambient one. */
+  consumerSpan<T>(carrier: Readonly<Record<string, unknown>>, name: string, attributes: Readonly<Record<string, string | number | boolean>>, fn: () => Promise<T>): Promise<T>;
   shutdown(): Promise<void>;
 }
 
@@ -59,6 +61,17 @@ export function runWithTraceContext<T>(carrier: Readonly<Record<string, unknown>
  */
 export function inChildSpan<T>(name: string, attributes: Readonly<Record<string, string | number | boolean>>, fn: () => Promise<T>): Promise<T> {
   return impl ? impl.span(name, attributes, fn) : fn();
+}
+
+/**
+ * Runs a job in a span of its own: a child of the trace context its producer injected into
+ * `carrier` (injectTraceContext at enqueue), or the root of a new trace when there is none (a
+ * scheduled run). The context active when the job starts is ignored on purpose: in a process that
+ * runs jobs it belongs to whatever happened to trigger the run (an enqueueing request of another
+ * trace, a timer). Just runs fn when tracing is off.
+ */
+export function inJobSpan<T>(carrier: Readonly<Record<string, unknown>>, name: string, attributes: Readonly<Record<string, string | number | boolean>>, fn: () => Promise<T>): Promise<T> {
+  return impl ? impl.consumerSpan(carrier, name, attributes, fn) : fn();
 }
 
 /** Exports the spans still buffered and stops tracing; gives up after timeoutMs (never throws). */
