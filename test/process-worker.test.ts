@@ -12,6 +12,7 @@ import { createPgliteDb } from '../src/platform/db/pglite.js';
 import { createBullmqQueue } from '../src/platform/jobs/bullmq-queue.js';
 import { createLogger } from '../src/platform/log.js';
 import { ownDatabase } from './helpers/db.js';
+import { deleteKeys } from './helpers/redis.js';
 import { cleanupDirs, cliEnv, freePort, killAll, migratedDataDir, procScope, stop, tempDir, waitFor, type Proc } from './helpers/process.js';
 
 afterAll(async () => {
@@ -72,6 +73,7 @@ describe.concurrent('carebase worker', () => {
     const own = await ownDatabase();
     onTestFinished(() => own.drop());
     const prefix = `carebase-test:jobs:${randomBytes(6).toString('hex')}`;
+    onTestFinished(() => deleteKeys(prefix));
     const worker = cli.spawn(['worker'], cliEnv({ DATA_DIR: tempDir(), NODE_ENV: 'test', LOG_LEVEL: 'info', DATABASE_URL: own.url, DATABASE_POOL_SIZE: '3', REDIS_URL: redisUrl!, JOBS_PREFIX: prefix, JOBS_SCHEMA_WAIT_MS: '60000' }));
     await waitFor(() => logLines(worker).some((l) => l.msg === 'waiting for the database to be migrated'), 60_000, () => `the wait\n${worker.stdout()}\n${worker.stderr()}`);
     expect(worker.hasExited()).toBe(false);

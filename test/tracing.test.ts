@@ -20,6 +20,7 @@ import { createBullmqQueue } from '../src/platform/jobs/bullmq-queue.js';
 import { createLogger } from '../src/platform/log.js';
 import { installTracing } from '../src/platform/tracing/tracing.js';
 import { ownDatabase } from './helpers/db.js';
+import { deleteKeys } from './helpers/redis.js';
 import { patientInput } from './helpers/factories.js';
 import { client } from './helpers/http.js';
 import { cleanupDirs, cliEnv, freePort, keyFileToken, killAll, migratedDataDir, procScope, runCli, stop, tempDir, waitFor, type Server } from './helpers/process.js';
@@ -242,6 +243,7 @@ describe.concurrent('tracing (OTEL_EXPORTER_OTLP_ENDPOINT) in carebase serve', (
         await own.migrate();
       }
       const prefix = `carebase-test:jobs:${hex(6)}`;
+      onTestFinished(() => deleteKeys(prefix));
       const storage: Record<string, string> = own ? { DATABASE_URL: own.url, REDIS_URL: redisUrl!, DATABASE_POOL_SIZE: '3', JOBS_PREFIX: prefix } : {};
       const dir = mode === 'embedded' ? migratedDataDir() : tempDir();
       const worker = cli.spawn(['worker'], cliEnv({ DATA_DIR: dir, NODE_ENV: 'test', LOG_LEVEL: 'info', AUDIT_SEAL_INTERVAL_MS: '300', ...storage, OTEL_EXPORTER_OTLP_ENDPOINT: recv.url }));

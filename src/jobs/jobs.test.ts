@@ -9,8 +9,10 @@ import { patientInput } from '../../test/helpers/factories.js';
 import { client } from '../../test/helpers/http.js';
 import { parseLogs } from '../../test/helpers/logs.js';
 import { freePort, waitFor } from '../../test/helpers/process.js';
+import { deleteKeys } from '../../test/helpers/redis.js';
 import { clientAs, startServer, storageModes, type TestServer } from '../../test/helpers/server.js';
 import { verifyTenant } from '../features/audit/verify.js';
+import { jobQueuePrefix } from '../platform/jobs/index.js';
 import { startJobWorker } from './worker.js';
 
 describe.each(storageModes())('jobs in a running server on %s', (mode) => {
@@ -20,7 +22,10 @@ describe.each(storageModes())('jobs in a running server on %s', (mode) => {
     // The sealing and sweeping jobs act on every tenant: on PostgreSQL, a database of this file's own.
     const own = mode === 'postgres' ? await ownDatabase() : undefined;
     if (own) {
-      drop = own.drop;
+      drop = async () => {
+        await own.drop();
+        await deleteKeys(jobQueuePrefix({ kind: 'postgres', url: own.url, poolSize: 1, connectTimeoutMs: 1, statementTimeoutMs: 1 }));
+      };
       await own.migrate();
     }
     srv = await startServer(mode, { AUDIT_SEAL_INTERVAL_MS: '200', IDEMPOTENCY_SWEEP_INTERVAL_MS: '200', AUDIT_FLUSH_MS: '20', ...(own ? { DATABASE_URL: own.url } : {}) });

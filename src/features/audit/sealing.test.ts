@@ -183,19 +183,20 @@ describe.each(storageModes())('audit sealing on %s', (mode) => {
     await activity(srv, b, 1);
     // One batch of 2 per tenant and pass: the backlog takes several passes, each adding one seal at most.
     const first = await sealPendingRecords(deps, { tenants, batch: 2, maxBatchesPerTenant: 1 });
-    expect(first).toMatchObject({ tenants: 2, busy: 0, failed: 0 });
-    expect((await chainOf(srv, a)).length).toBeLessThanOrEqual(1);
+    expect(first).toMatchObject({ tenants: 2, failed: 0 });
+    // (On PostgreSQL, `carebase serve` processes of other test files seal every tenant too.)
+    if (mode === 'pglite') expect((await chainOf(srv, a)).length).toBe(1);
     await waitFor(async () => {
       await sealPendingRecords(deps, { tenants, batch: 2, maxBatchesPerTenant: 1 });
       return (await sealedAll(a)) && (await sealedAll(b));
     }, 10_000, () => 'both tenants sealed');
-    expect((await chainOf(srv, a)).length).toBeGreaterThan(1);
+    if (mode === 'pglite') expect((await chainOf(srv, a)).length).toBeGreaterThan(1);
     // Aborted (shutdown): nothing more is sealed.
     await activity(srv, a, 1);
     const stop = new AbortController();
     stop.abort();
     expect(await sealPendingRecords(deps, { tenants, signal: stop.signal })).toMatchObject({ sealed: 0 });
-    expect(await sealedAll(a)).toBe(false);
+    if (mode === 'pglite') expect(await sealedAll(a)).toBe(false);
     for (const t of [a, b]) expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, t)).toMatchObject({ ok: true });
   });
 

@@ -60,7 +60,7 @@ export function createBullmqQueue(o: BullmqQueueOptions): JobQueue {
       suppressed += 1;
       return;
     }
-    o.log.warn({ err, source, suppressed }, 'job queue: Redis error; jobs wait until Redis is back');
+    o.log.warn({ err, source, suppressed }, 'job queue error (BullMQ retries on its own; while Redis is away, jobs wait)');
     lastLogAt = Date.now();
     suppressed = 0;
   };
@@ -80,7 +80,12 @@ export function createBullmqQueue(o: BullmqQueueOptions): JobQueue {
     removeOnComplete: { age: Math.ceil(COMPLETED_RETENTION.maxAgeMs / 1000), count: COMPLETED_RETENTION.maxCount },
     removeOnFail: { age: Math.ceil(o.failedRetention.maxAgeMs / 1000), count: o.failedRetention.maxCount },
   };
-  producer.on('error', onError('queue'));
+  let producerFailed = false;
+  const countProducerError = onError('queue');
+  producer.on('error', (err: Error) => {
+    producerFailed = true;
+    countProducerError(err);
+  });
   const queue = new Queue(QUEUE_NAME, { connection: producer, prefix: o.prefix, defaultJobOptions: defaults });
   queue.on('error', onError('queue', false));
 
@@ -93,7 +98,7 @@ export function createBullmqQueue(o: BullmqQueueOptions): JobQueue {
   const connected = async () => {
     if (closed) throw new Error('the job queue is closed');
     if (producer.status === 'ready') return;
-    if (everReady || errors > 0) throw new Error('Redis (job queue) is not connected');
+    if (everReady || producerFailed) throw new Error('Redis (job queue) is not connected');
     // Rejects at the first connection error.
     await withTimeout(once(producer, 'ready'), opTimeout, 'connecting to Redis (job queue)');
   };
@@ -110,7 +115,7 @@ export function createBullmqQueue(o: BullmqQueueOptions): JobQueue {
     for (const name of schedules.keys()) store(name).catch(onError('schedule'));
   });
 
-  async function process(job: Job, registry: JobRegistry): Promise<void> {
+  async function runJob(job: Job, registry: JobRegistry): Promise<void> {
     const attempt = {
       name: job.name,
       id: String(job.id),
@@ -163,7 +168,7 @@ export function createBullmqQueue(o: BullmqQueueOptions): JobQueue {
       connection.on('error', onError('worker'));
       connection.once('ready', () => {
         if (closed) return;
-        worker = new Worker(QUEUE_NAME, (job: Job) => process(job, registry), {
+        worker = new Worker(QUEUE_NAME, (job: Job) => runJob(job, registry), {
           connection,
           prefix: o.prefix,
           concurrency: opts.concurrency,

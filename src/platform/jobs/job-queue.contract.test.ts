@@ -3,10 +3,10 @@
 // never share a queue). Plus BullMQ with Redis unreachable: errors, never hangs or crashes.
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
-import { Redis } from 'ioredis';
 import { Type } from 'typebox';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../../test/helpers/process.js';
+import { deleteKeys } from '../../../test/helpers/redis.js';
 import { createLogger } from '../log.js';
 import { installTracing } from '../tracing/tracing.js';
 import { createBullmqQueue } from './bullmq-queue.js';
@@ -74,15 +74,7 @@ const newPrefix = () => {
   return p;
 };
 
-afterAll(async () => {
-  if (!redisUrl || prefixes.length === 0) return;
-  const r = new Redis(redisUrl);
-  for (const p of prefixes) {
-    const keys = await r.keys(`${p}:*`);
-    if (keys.length > 0) await r.del(...keys);
-  }
-  r.disconnect();
-});
+afterAll(() => deleteKeys(...prefixes));
 
 /** Handlers that record each run; `behave` decides what a run does. */
 function recorder(behave: (name: string, ctx: JobContext, payload: { n: number }) => Promise<void> = async () => {}) {

@@ -1,0 +1,23 @@
+// Keys a test left in the test Redis (TEST_REDIS_URL): job queues under a prefix of their own.
+import { Redis } from 'ioredis';
+import { inject } from 'vitest';
+
+/** Deletes every key under `<prefix>:` (a test's job queue: jobs, schedules, events). */
+export async function deleteKeys(...prefixes: string[]): Promise<void> {
+  const url = inject('redisUrl');
+  if (!url || prefixes.length === 0) return;
+  const r = new Redis(url, { lazyConnect: true });
+  try {
+    await r.connect();
+    for (const p of prefixes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await r.scan(cursor, 'MATCH', `${p}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await r.del(...keys);
+      } while (cursor !== '0');
+    }
+  } finally {
+    r.disconnect();
+  }
+}
