@@ -1,4 +1,6 @@
 // The one place that reads the environment. Everything else receives a frozen Config.
+// In order: value parsers (keys, URLs, lists); `schema`, one commented section per feature; the
+// Config types; then loadConfig(), which reads *_FILE secrets, validates and assembles.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { TENANT_ID_PATTERN } from './auth/principal.js';

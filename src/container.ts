@@ -26,6 +26,7 @@ import { createJobQueue, jobQueuePrefix, type JobQueue } from './platform/jobs/i
 import { createJobMetrics } from './platform/jobs/job-metrics.js';
 import type { Db } from './platform/db/db.js';
 import type { Logger } from './platform/log.js';
+import { deploymentName } from './platform/deployment-scope.js';
 
 export interface Deps {
   readonly config: Config;
@@ -80,7 +81,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const audit = createAuditor({ db, key: loadAuditKey(config.audit), log, mode: config.audit.reads, flushMs: config.audit.flushMs });
     const d = config.database;
     // Instances of one deployment share the events channel: the database they write to names it.
-    const bus = config.redisUrl ? createRedisEventBus({ url: config.redisUrl, log, scope: d.kind === 'postgres' ? withoutPassword(d.url) : d.dataDir }) : createMemoryEventBus(log);
+    const bus = config.redisUrl ? createRedisEventBus({ url: config.redisUrl, log, scope: deploymentName(d) }) : createMemoryEventBus(log);
     const stopDispatcher = startDispatcher(db, bus, log, {
       intervalMs: config.events.dispatchIntervalMs,
       retentionMs: config.events.retentionMs,
@@ -109,11 +110,11 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     poolSampler?.unref();
     // External calls go through circuit breakers; instances of one deployment (the database they
     // use names it, as for the events channel) share their state through Redis.
-    const { scope, ...policy } = config.circuits;
+    const { scope, operatorTenants: _operators, ...policy } = config.circuits;
     const circuits = createCircuits({
       log,
       ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
-      scope: scope ?? (d.kind === 'postgres' ? withoutPassword(d.url) : d.dataDir),
+      scope: scope ?? deploymentName(d),
       policy: { ...policy, retryMaxDelayMs: Math.max(5000, policy.retryDelayMs) },
     });
     registerCircuitMetrics(metrics, circuits);
@@ -166,13 +167,6 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     await db.close();
     throw err;
   }
-}
-
-/** A connection string without its password: it names the database, and is hashed, never logged. */
-function withoutPassword(url: string): string {
-  const u = new URL(url);
-  u.password = '';
-  return u.toString();
 }
 
 /** Metrics read from the adapters' own counters when Prometheus scrapes. */

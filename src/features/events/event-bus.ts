@@ -5,7 +5,7 @@
 // contiguous per tenant, and the transports fetch any gap from the event log. A publish that
 // fails (Redis down) is logged and the events are delivered to this instance's own listeners, so
 // one instance keeps working; the others catch up from the log.
-import { createHash } from 'node:crypto';
+import { scopedKey } from '../../platform/deployment-scope.js';
 import { Redis } from 'ioredis';
 import type { Logger } from '../../platform/log.js';
 import type { EventBus, ScopedEvent } from './events.js';
@@ -55,7 +55,7 @@ export interface RedisEventBusOptions {
 }
 
 export function createRedisEventBus(o: RedisEventBusOptions): EventBus {
-  const channel = `carebase:events:${createHash('sha256').update(o.scope).digest('hex').slice(0, 16)}`;
+  const channel = scopedKey('carebase:events', o.scope);
   const local = listenerSet(o.log);
   const options = { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: (n: number) => Math.min(n * 100, 2000) };
   const pub = new Redis(o.url, options);

@@ -3,9 +3,9 @@
 // nothing else. Unlike the cache, these keep ioredis' offline queue with a command timeout: a
 // ticket or a join issued while Redis reconnects waits briefly instead of failing at once, and
 // still fails (503) rather than hanging when Redis stays away.
-import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Config } from '../../config.js';
+import { deploymentName, scopedKey } from '../../platform/deployment-scope.js';
 
 /**
  * `carebase:rt:<scope>:`: instances of one deployment share rooms and tickets; another
@@ -13,15 +13,7 @@ import type { Config } from '../../config.js';
  * the instances write to (hashed; the URL without its password), as for the events channel.
  */
 export function keyPrefix(database: Config['database']): string {
-  let name: string;
-  if (database.kind === 'postgres') {
-    const u = new URL(database.url);
-    u.password = '';
-    name = u.toString();
-  } else {
-    name = database.dataDir;
-  }
-  return `carebase:rt:${createHash('sha256').update(name).digest('hex').slice(0, 16)}:`;
+  return `${scopedKey('carebase:rt', deploymentName(database))}:`;
 }
 
 export function createRealtimeRedis(url: string, name: string): Redis {

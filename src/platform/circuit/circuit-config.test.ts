@@ -1,17 +1,8 @@
 // CIRCUIT_* through loadConfig: defaults, accepted values, and one problem line per bad variable
 // naming it (main.ts prints them and exits 2).
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../config.js';
-
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-}
+import { loadConfig } from '../../config.js';
+import { configProblems } from '../../../test/helpers/config.js';
 
 describe('circuit breaker configuration (CIRCUIT_*)', () => {
   it('has defaults: 5 failures, 30 s open, 5 s per attempt, 2 retries from 200 ms, scope from the database', () => {
@@ -25,7 +16,7 @@ describe('circuit breaker configuration (CIRCUIT_*)', () => {
   });
 
   it('refuses bad values, one line each naming the variable', () => {
-    const p = problems({
+    const p = configProblems({
       CIRCUIT_FAILURE_THRESHOLD: '0',
       CIRCUIT_HALF_OPEN_AFTER_MS: 'soon',
       CIRCUIT_TIMEOUT_MS: '10',
@@ -35,6 +26,6 @@ describe('circuit breaker configuration (CIRCUIT_*)', () => {
       CIRCUIT_OPERATOR_TENANTS: 'ops,Not_A_Tenant',
     });
     expect(p.map((l) => l.split(':')[0]).sort()).toEqual(['CIRCUIT_FAILURE_THRESHOLD', 'CIRCUIT_HALF_OPEN_AFTER_MS', 'CIRCUIT_OPERATOR_TENANTS', 'CIRCUIT_RETRIES', 'CIRCUIT_RETRY_DELAY_MS', 'CIRCUIT_SCOPE', 'CIRCUIT_TIMEOUT_MS']);
-    expect(problems({ CIRCUIT_RETRIES: '-1' })).toHaveLength(1);
+    expect(configProblems({ CIRCUIT_RETRIES: '-1' })).toHaveLength(1);
   });
 });

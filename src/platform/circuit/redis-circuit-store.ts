@@ -8,7 +8,7 @@
 // Like the cache, the client fails fast: no offline queue and a short command timeout, so a Redis
 // outage costs a call at most `commandTimeoutMs` (usually nothing: "not connected" is immediate)
 // and the circuit decides on this instance's breaker meanwhile (the caller counts and logs that).
-import { createHash } from 'node:crypto';
+import { scopedKey } from '../deployment-scope.js';
 import { Redis } from 'ioredis';
 import { CLOSED_MEMORY_MS, type CircuitStore, type SharedCircuitState } from './circuit-store.js';
 
@@ -22,7 +22,7 @@ export interface RedisCircuitStoreOptions {
 
 /** `carebase:cb:<16 hex>:` — a hash, so the scope (a database URL) never appears in Redis. */
 export function circuitKeyPrefix(scope: string): string {
-  return `carebase:cb:${createHash('sha256').update(scope).digest('hex').slice(0, 16)}:`;
+  return `${scopedKey('carebase:cb', scope)}:`;
 }
 
 function parse<T>(raw: string | null | undefined, valid: (v: unknown) => v is T): T | undefined {

@@ -3,7 +3,8 @@
 // key material; production refuses to start without keys.
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../config.js';
+import { loadConfig } from '../../config.js';
+import { configProblems } from '../../../test/helpers/config.js';
 import { DEFAULT_ENCRYPTED_IDENTIFIER_SYSTEMS } from './sensitive-identifiers.js';
 
 const b64 = (bytes: Buffer) => bytes.toString('base64');
@@ -22,19 +23,9 @@ const production = {
   AUDIT_HMAC_KEY: b64(randomBytes(32)),
 };
 
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error(`loadConfig accepted ${Object.keys(env).join(', ')}`);
-}
-
 /** Asserts one problem line per listed variable, each naming it first; returns the lines. */
 function expectProblems(env: Record<string, string>, variables: string[]): string[] {
-  const problems = problemsOf(env);
+  const problems = configProblems(env);
   expect(problems.map((p) => /^([A-Z_]+): \S/.exec(p)?.[1] ?? p).sort()).toEqual([...variables].sort());
   for (const p of problems) expect(p).not.toContain('\n');
   return problems;
@@ -106,7 +97,7 @@ describe('field encryption configuration', () => {
   });
 
   it('says why a key is weak', () => {
-    const lineFor = (key: string) => problemsOf({ ENCRYPTION_KEYS: `k1:${key}`, BLIND_INDEX_KEY: valid.BLIND_INDEX_KEY })[0];
+    const lineFor = (key: string) => configProblems({ ENCRYPTION_KEYS: `k1:${key}`, BLIND_INDEX_KEY: valid.BLIND_INDEX_KEY })[0];
     expect(lineFor(bytes(() => 0))).toMatch(/weak.*all zero/);
     expect(lineFor(bytes(() => 7))).toMatch(/weak.*single byte/);
     expect(lineFor(bytes((i) => i % 15))).toMatch(/weak.*fewer than 16 distinct/);

@@ -4,19 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../config.js';
+import { loadConfig } from '../../config.js';
+import { configProblems } from '../../../test/helpers/config.js';
 
 const version = (await import('../../../package.json', { with: { type: 'json' } })).default.version;
-
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
-}
 
 describe('error tracking configuration (SENTRY_*)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'carebase-sentry-cfg-'));
@@ -48,7 +39,7 @@ describe('error tracking configuration (SENTRY_*)', () => {
 
   it('refuses a malformed DSN with one line naming SENTRY_DSN, without its value', () => {
     for (const dsn of ['not a url', 'ftp://key@sentry.example.org/1', 'https://sentry.example.org/1', 'https://key@sentry.example.org/', 'https://key@sentry.example.org/project', 'https://key@sentry.example.org/1/', 'https://key@sentry.example.org/1?x=y']) {
-      const p = problems({ SENTRY_DSN: dsn });
+      const p = configProblems({ SENTRY_DSN: dsn });
       expect(p, dsn).toHaveLength(1);
       expect(p[0]).toMatch(/^SENTRY_DSN: must be a Sentry DSN/);
       expect(p[0]).not.toContain('sentry.example.org');
@@ -56,18 +47,18 @@ describe('error tracking configuration (SENTRY_*)', () => {
   });
 
   it('refuses bad SENTRY_SAMPLE_RATE, SENTRY_ENVIRONMENT and SENTRY_RELEASE values, one line each', () => {
-    const p = problems({ SENTRY_DSN: 'https://k@sentry.example.org/1', SENTRY_SAMPLE_RATE: '1.5', SENTRY_ENVIRONMENT: 'has space', SENTRY_RELEASE: 'a/b' });
+    const p = configProblems({ SENTRY_DSN: 'https://k@sentry.example.org/1', SENTRY_SAMPLE_RATE: '1.5', SENTRY_ENVIRONMENT: 'has space', SENTRY_RELEASE: 'a/b' });
     expect(p.map((l) => l.split(':')[0]).sort()).toEqual(['SENTRY_ENVIRONMENT', 'SENTRY_RELEASE', 'SENTRY_SAMPLE_RATE']);
-    expect(problems({ SENTRY_SAMPLE_RATE: 'often' })[0]).toMatch(/^SENTRY_SAMPLE_RATE: /);
-    expect(problems({ SENTRY_RELEASE: '..' })[0]).toMatch(/^SENTRY_RELEASE: /);
+    expect(configProblems({ SENTRY_SAMPLE_RATE: 'often' })[0]).toMatch(/^SENTRY_SAMPLE_RATE: /);
+    expect(configProblems({ SENTRY_RELEASE: '..' })[0]).toMatch(/^SENTRY_RELEASE: /);
   });
 
   it('reads SENTRY_DSN from SENTRY_DSN_FILE (a Docker/Kubernetes secret), not both', () => {
     const file = join(dir, 'dsn');
     writeFileSync(file, 'https://filekey@sentry.example.org/3\n');
     expect(loadConfig({ SENTRY_DSN_FILE: file }).errorTracking?.dsn).toBe('https://filekey@sentry.example.org/3');
-    expect(problems({ SENTRY_DSN_FILE: file, SENTRY_DSN: 'https://k@sentry.example.org/1' })).toEqual(['SENTRY_DSN_FILE: set either SENTRY_DSN or SENTRY_DSN_FILE, not both']);
+    expect(configProblems({ SENTRY_DSN_FILE: file, SENTRY_DSN: 'https://k@sentry.example.org/1' })).toEqual(['SENTRY_DSN_FILE: set either SENTRY_DSN or SENTRY_DSN_FILE, not both']);
     writeFileSync(file, 'sentry.example.org\n');
-    expect(problems({ SENTRY_DSN_FILE: file })).toEqual([expect.stringMatching(/^SENTRY_DSN: must be a Sentry DSN/)]);
+    expect(configProblems({ SENTRY_DSN_FILE: file })).toEqual([expect.stringMatching(/^SENTRY_DSN: must be a Sentry DSN/)]);
   });
 });

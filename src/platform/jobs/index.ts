@@ -1,6 +1,6 @@
 // Picks the job queue adapter once, at start: BullMQ with REDIS_URL, the in-process runner without.
-import { createHash } from 'node:crypto';
 import type { Config } from '../../config.js';
+import { deploymentName, scopedKey } from '../deployment-scope.js';
 import type { JobQueue, JobQueueOptions } from './job-queue.js';
 import { createMemoryQueue } from './memory-queue.js';
 
@@ -13,15 +13,7 @@ export type { JobQueue } from './job-queue.js';
  * JOBS_PREFIX overrides it when instances reach the one database by different URLs.
  */
 export function jobQueuePrefix(database: Config['database']): string {
-  let name: string;
-  if (database.kind === 'postgres') {
-    const u = new URL(database.url);
-    u.password = '';
-    name = u.toString();
-  } else {
-    name = database.dataDir;
-  }
-  return `carebase:jobs:${createHash('sha256').update(name).digest('hex').slice(0, 16)}`;
+  return scopedKey('carebase:jobs', deploymentName(database));
 }
 
 export async function createJobQueue(o: JobQueueOptions & { redisUrl?: string | undefined; prefix: string }): Promise<JobQueue> {

@@ -1,16 +1,8 @@
 // The JOBS_* settings (and the intervals of the scheduled jobs) as loadConfig reads them.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../config.js';
+import { loadConfig } from '../../config.js';
+import { configProblems } from '../../../test/helpers/config.js';
 import { jobQueuePrefix } from './index.js';
-
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (e) {
-    return (e as ConfigError).problems;
-  }
-}
 
 describe('job settings', () => {
   it('has defaults: a worker in serve, 4 at a time, 5 attempts from 1 s, failed jobs kept 7 days, sealing every 5 s, sweeping every 10 min', () => {
@@ -51,7 +43,7 @@ describe('job settings', () => {
   });
 
   it('refuses bad values, one line per variable naming it', () => {
-    const p = problems({
+    const p = configProblems({
       JOBS_CONCURRENCY: '0',
       JOBS_IN_SERVE: 'maybe',
       JOBS_ATTEMPTS: 'many',
@@ -74,8 +66,8 @@ describe('job settings', () => {
   });
 
   it('refuses JOBS_IN_SERVE=false without REDIS_URL: nothing else could run the jobs serve enqueues', () => {
-    expect(problems({ JOBS_IN_SERVE: 'false' })).toEqual([expect.stringMatching(/^JOBS_IN_SERVE: false needs REDIS_URL/)]);
-    expect(problems({ JOBS_IN_SERVE: 'false', REDIS_URL: 'redis://cache:6379' })).toEqual([]);
+    expect(configProblems({ JOBS_IN_SERVE: 'false' })).toEqual([expect.stringMatching(/^JOBS_IN_SERVE: false needs REDIS_URL/)]);
+    expect(configProblems({ JOBS_IN_SERVE: 'false', REDIS_URL: 'redis://cache:6379' })).toEqual([]);
   });
 
   it('derives one queue prefix per database, without the password', () => {

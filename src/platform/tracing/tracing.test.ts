@@ -3,17 +3,9 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../config.js';
+import { loadConfig } from '../../config.js';
+import { configProblems } from '../../../test/helpers/config.js';
 import { scrubSpan } from './scrub.js';
-
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (e) {
-    return (e as ConfigError).problems;
-  }
-}
 
 describe('tracing settings', () => {
   it('is off without OTEL_EXPORTER_OTLP_ENDPOINT, or with OTEL_SDK_DISABLED=true', () => {
@@ -51,7 +43,7 @@ describe('tracing settings', () => {
 
   it('refuses malformed values at start, one line per problem naming the variable, without quoting headers', () => {
     expect(
-      problems({
+      configProblems({
         OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector:4317',
         OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer abc,missing-equals',
         OTEL_RESOURCE_ATTRIBUTES: 'bad key=1',
@@ -65,8 +57,8 @@ describe('tracing settings', () => {
       expect.stringMatching(/^OTEL_TRACES_SAMPLER_ARG: /),
       expect.stringMatching(/^OTEL_SDK_DISABLED: /),
     ]);
-    expect(problems({ OTEL_TRACES_SAMPLER_ARG: 'half' })).toEqual([expect.stringMatching(/^OTEL_TRACES_SAMPLER_ARG: /)]);
-    expect(problems({ OTEL_EXPORTER_OTLP_HEADERS: 'k=%E0%A4%A' })).toEqual([expect.stringMatching(/^OTEL_EXPORTER_OTLP_HEADERS: entry 1 is not key=value/)]);
+    expect(configProblems({ OTEL_TRACES_SAMPLER_ARG: 'half' })).toEqual([expect.stringMatching(/^OTEL_TRACES_SAMPLER_ARG: /)]);
+    expect(configProblems({ OTEL_EXPORTER_OTLP_HEADERS: 'k=%E0%A4%A' })).toEqual([expect.stringMatching(/^OTEL_EXPORTER_OTLP_HEADERS: entry 1 is not key=value/)]);
   });
 });
 
