@@ -5,8 +5,13 @@ import { inject } from 'vitest';
 /** Deletes every key under `<prefix>:` (a test's job queue: jobs, schedules, events). */
 export async function deleteKeys(...prefixes: string[]): Promise<void> {
   const url = inject('redisUrl');
-  if (!url || prefixes.length === 0) return;
-  const r = new Redis(url, { lazyConnect: true });
+  if (url) await deleteRedisKeys(url, ...prefixes);
+}
+
+/** deleteKeys on the Redis at url (also for global setup, where inject() is not available). */
+export async function deleteRedisKeys(url: string, ...prefixes: string[]): Promise<void> {
+  if (prefixes.length === 0) return;
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await r.connect();
     for (const p of prefixes) {
