@@ -26,6 +26,7 @@ import { jwksRoutes } from './http/jwks.routes.js';
 import { registerOpenApi } from './http/openapi.js';
 import { realtimeRoutes } from './http/realtime/realtime.plugin.js';
 import { registerRequestContext, requestIdOf } from './http/request-context.js';
+import { registerTracing } from './http/tracing.js';
 import { coercingAjv, strictAjv } from './platform/validation.js';
 
 export const API_VERSION = '1.0.0';
@@ -54,6 +55,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
 
   registerErrorHandling(app);
+  // First of the request hooks, so that the request's span covers all the others.
+  registerTracing(app);
   // JSON parsers (with the depth limit, for application/json and merge-patch), headers, CORS.
   await registerSecurity(app, deps);
   registerMetrics(app, deps);

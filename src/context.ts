@@ -5,6 +5,7 @@ import type { ResourceCache } from './features/shared/resource-cache.js';
 import type { KeyRing } from './platform/crypto/index.js';
 import type { Logger } from './platform/log.js';
 import type { Db } from './platform/db/db.js';
+import type { TraceContext } from './platform/tracing/tracing.js';
 
 /**
  * The field-encryption key ring, with the identifier systems whose values it encrypts
@@ -34,4 +35,9 @@ export interface Ctx {
   readonly keys: FieldKeys;
   /** Present when the request carries an Idempotency-Key; honoured by writeTx. */
   readonly idempotency?: IdempotencyClaim;
+  /**
+   * The request's or job's span when it is traced (and db and cache are then its traced views):
+   * what the work causes elsewhere — an event, a job — continues this trace.
+   */
+  readonly trace?: TraceContext;
 }

@@ -3,6 +3,8 @@ import type { Deps } from '../container.js';
 import type { Ctx } from '../context.js';
 import type { Logger } from '../platform/log.js';
 import type { StoredResponse } from '../features/idempotency/idempotency.js';
+import { tracedResourceCache } from '../features/shared/resource-cache.js';
+import { tracedDb } from '../platform/tracing/traced-db.js';
 import { principalOf } from './auth.js';
 import { idempotencyClaimOf } from './idempotency.js';
 
@@ -10,13 +12,15 @@ import { idempotencyClaimOf } from './idempotency.js';
 export function ctxOf(deps: Deps, request: FastifyRequest): Ctx {
   const principal = principalOf(request);
   const userAgent = request.headers['user-agent'];
+  const trace = request.trace;
   return {
     principal,
     tenantId: principal.tenantId,
     requestId: request.id,
     now: deps.now,
-    db: deps.db,
-    cache: deps.resources,
+    db: tracedDb(deps.db, trace),
+    cache: tracedResourceCache(deps.resources, deps.cache.kind, trace),
+    ...(trace ? { trace } : {}),
     log: request.log as Logger,
     audit: deps.audit,
     keys: deps.keys,

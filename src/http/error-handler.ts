@@ -50,6 +50,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
       status: appErr.status,
       code: appErr.code,
       ...(request.principal ? { tenant: request.principal.tenantId, roles: [...request.principal.roles] } : {}),
+      ...(request.trace ? { trace: request.trace } : {}),
     });
   }
   if (appErr.code === 'UNAUTHENTICATED') reply.header('WWW-Authenticate', 'Bearer');

@@ -8,6 +8,7 @@ import { sweepExpiredIdempotencyKeys } from '../features/idempotency/sweeper.js'
 import type { Db } from '../platform/db/db.js';
 import type { JobContext, JobDefinition, JobRegistry } from '../platform/jobs/job-queue.js';
 import type { Logger } from '../platform/log.js';
+import { tracedDb } from '../platform/tracing/traced-db.js';
 
 /** What handlers get to work with (from Deps). */
 export interface JobDeps {
@@ -40,7 +41,7 @@ export const JOBS = {
     bind: (deps) => {
       const tenants = deps.sealTenants ?? cachedTenantList(deps.db, deps.log);
       return async (_payload, ctx) => {
-        const r = await sealPendingRecords({ db: deps.db, key: deps.auditKey, log: ctx.log, now: deps.now }, { tenants, signal: ctx.signal });
+        const r = await sealPendingRecords({ db: tracedDb(deps.db, ctx.trace), key: deps.auditKey, log: ctx.log, now: deps.now }, { tenants, signal: ctx.signal });
         if (r.sealed > 0 || r.failed > 0) ctx.log.info(r, 'audit sealing pass');
         if (r.failed > 0) throw new Error(`audit sealing failed for ${r.failed} of ${r.tenants} tenants`);
       };
@@ -51,7 +52,7 @@ export const JOBS = {
     payload: NoPayload,
     attempts: 1,
     bind: (deps) => async (_payload, ctx) => {
-      const deleted = await sweepExpiredIdempotencyKeys(deps.db);
+      const deleted = await sweepExpiredIdempotencyKeys(tracedDb(deps.db, ctx.trace));
       if (deleted > 0) ctx.log.info({ deleted }, 'expired idempotency keys removed');
     },
   }),

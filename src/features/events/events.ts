@@ -27,7 +27,7 @@ export interface ScopedEvent extends ResourceEvent {
   questionnaireId: string | null;
   /**
    * The W3C trace context the change was made in, when it was traced: what the event causes
-   * (deliveries, jobs) can continue that trace (runWithTraceContext in platform/tracing).
+   * (deliveries, jobs) can continue that trace (a TraceCarrier, see platform/tracing).
    */
   traceparent?: string;
 }

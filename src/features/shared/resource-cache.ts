@@ -4,6 +4,7 @@
 // tombstone at its final version so a late writer of an older version cannot bring it back.
 // Failures are the cache adapter's to log and count: here they only mean "read from the database".
 import type { Cache } from '../../platform/cache/cache.js';
+import { inSpan, type TraceContext } from '../../platform/tracing/tracing.js';
 import { rememberVersion } from './recent-versions.js';
 
 export type CacheLookup<T> = { hit: true; value: T | null } | { hit: false };
@@ -69,6 +70,24 @@ export function createResourceCache(cache: Cache, ttlSeconds: number, now = () =
     },
     put: (tenantId, type, resource) => write(keyOf(tenantId, type, resource.id), resource.version, resource),
     tombstone: (tenantId, type, id, version) => write(keyOf(tenantId, type, id), version, null),
+  };
+}
+
+/**
+ * The cache as a traced request sees it when it is Redis: each lookup and write-through a CLIENT
+ * span (`cache.get`, `cache.put`, `cache.tombstone`) naming no key — keys hold tenant and resource
+ * ids. The in-process cache (embedded mode) is not worth a span.
+ */
+export function tracedResourceCache(rc: ResourceCache, kind: Cache['kind'], trace: TraceContext | undefined): ResourceCache {
+  if (!trace || kind !== 'redis') return rc;
+  const attributes = (operation: string) => ({ 'db.system.name': 'redis', 'db.system': 'redis', 'db.operation.name': operation }) as const;
+  const GET = attributes('get');
+  const PUT = attributes('put');
+  const TOMBSTONE = attributes('tombstone');
+  return {
+    get: (tenantId, type, id) => inSpan(trace, 'cache.get', GET, () => rc.get(tenantId, type, id), 'client'),
+    put: (tenantId, type, resource) => inSpan(trace, 'cache.put', PUT, () => rc.put(tenantId, type, resource), 'client'),
+    tombstone: (tenantId, type, id, version) => inSpan(trace, 'cache.tombstone', TOMBSTONE, () => rc.tombstone(tenantId, type, id, version), 'client'),
   };
 }
 

@@ -3,7 +3,6 @@
 // audit_events and clears the column, so the change, its audit record and its event commit
 // together — one statement, whichever transport or job made the change.
 import type { Ctx } from '../../context.js';
-import { currentTraceparent } from '../../platform/tracing/tracing.js';
 import { asColumnsJson, type AuditEntry } from '../audit/audit-record.js';
 
 export interface ChangeEvent {
@@ -18,7 +17,7 @@ export interface ChangeEvent {
 export function writeMeta(ctx: Ctx, at: Date, event: ChangeEvent, audit?: AuditEntry): Record<string, unknown> {
   // The trace the change was made in (when tracing is on and it is sampled) travels with its
   // event (migration 0011), so whatever the event causes can join that trace.
-  const traceparent = currentTraceparent();
+  const traceparent = ctx.trace?.traceparent;
   return {
     ...(audit ? { audit: asColumnsJson(ctx.audit.sign(ctx, audit, at)) } : {}),
     event: {

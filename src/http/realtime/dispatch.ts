@@ -10,24 +10,26 @@
 // REST write" true by construction, for every route, including ones added later. The cost is an
 // in-memory request/response (no socket), small next to the write itself.
 //
-// Credentials: the dispatched request carries no token. The connection's principal travels in an
-// AsyncLocalStorage entry scoped to this one inject() call, matched by a random per-request nonce
-// header; the auth hook (src/http/auth.ts) accepts it only when both agree. A request from the
-// network runs outside that async context, so sending the header from outside proves nothing.
-import { AsyncLocalStorage } from 'node:async_hooks';
+// Credentials: the dispatched request carries no token. The connection's principal waits in this
+// process's memory under a random nonce (122 bits) made for this one inject() call and sent in a
+// header, which the auth hook (src/http/auth.ts) looks up; it is gone when the call ends. Sending
+// the header from the network proves nothing: nobody outside this process can know a nonce, and
+// one is good for one request while it runs. (Not an AsyncLocalStorage
+// entry: entering one switches on Node 20's promise hooks for every request of the process, for
+// good.)
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest, LightMyRequestResponse } from 'fastify';
 import type { Principal } from '../../auth/principal.js';
 import { validationFailed } from '../../errors.js';
 
 const NONCE_HEADER = 'x-carebase-dispatch';
-const store = new AsyncLocalStorage<{ nonce: string; principal: Principal }>();
+const pending = new Map<string, Principal>();
 
 /** The principal of a request dispatched by dispatchRequest(), or undefined for any other request. */
 export function dispatchedPrincipal(request: FastifyRequest): Principal | undefined {
-  const s = store.getStore();
-  if (!s) return undefined;
-  return request.headers[NONCE_HEADER] === s.nonce ? s.principal : undefined;
+  const nonce = request.headers[NONCE_HEADER];
+  if (typeof nonce !== 'string') return undefined;
+  return pending.get(nonce);
 }
 
 export interface DispatchInput {
@@ -77,15 +79,13 @@ export async function dispatchRequest(
     payload = JSON.stringify(input.body);
     headers['content-type'] ??= 'application/json';
   }
-  // The callback form of inject(): the promise form starts the request from a thenable job,
-  // outside the AsyncLocalStorage context entered here (measured with Fastify 5.12).
-  const res = await new Promise<LightMyRequestResponse>((resolve, reject) =>
-    store.run({ nonce, principal }, () =>
-      app.inject({ method: input.method as 'GET', url: input.path, headers, ...(payload !== undefined ? { payload } : {}), ...(meta.ip ? { remoteAddress: meta.ip } : {}) }, (err, r) =>
-        err || !r ? reject(err ?? new Error('inject returned no response')) : resolve(r),
-      ),
-    ),
-  );
+  let res: LightMyRequestResponse;
+  pending.set(nonce, principal);
+  try {
+    res = await app.inject({ method: input.method as 'GET', url: input.path, headers, ...(payload !== undefined ? { payload } : {}), ...(meta.ip ? { remoteAddress: meta.ip } : {}) });
+  } finally {
+    pending.delete(nonce);
+  }
   const out: Record<string, string> = {};
   for (const h of RETURNED) {
     const v = res.headers[h];

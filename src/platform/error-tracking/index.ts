@@ -5,6 +5,8 @@
 // The tracker is process-wide, as Sentry's own client and the process's crash handlers are:
 // `carebase serve` installs it (main.ts) and the HTTP error handler reports through it.
 
+import type { TraceContext } from '../tracing/tracing.js';
+
 /** What a failed request may tell the tracker: no URL, query string, header or body, by construction. */
 export interface RequestFacts {
   readonly method: string;
@@ -17,6 +19,8 @@ export interface RequestFacts {
   readonly tenant?: string;
   /** The token's roles; never its subject (a patient's `sub` can identify the patient). */
   readonly roles?: readonly string[];
+  /** The request's span, when it is traced. */
+  readonly trace?: TraceContext;
 }
 
 export type CrashOrigin = 'uncaughtException' | 'unhandledRejection';

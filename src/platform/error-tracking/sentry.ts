@@ -10,12 +10,11 @@
 // RequestFacts only, and beforeSend rebuilds each one from an allow-list (scrub.ts).
 // No performance data: tracesSampleRate is unset and transactions are dropped.
 import { hostname } from 'node:os';
-import { context, isSpanContextValid, trace } from '@opentelemetry/api';
-import { suppressTracing } from '@opentelemetry/core';
 import type { ErrorTrackingConfig } from '../../config.js';
 import type { Logger } from '../log.js';
 import { setErrorTracker, type CrashOrigin, type ErrorTracker, type RequestFacts } from './index.js';
 import { scrubEvent, type StackParser } from './scrub.js';
+import type { TraceContext } from '../tracing/tracing.js';
 
 export async function createSentryTracker(c: ErrorTrackingConfig, log: Logger): Promise<ErrorTracker> {
   const Sentry = await import('@sentry/node-core/light');
@@ -56,19 +55,17 @@ export async function createSentryTracker(c: ErrorTrackingConfig, log: Logger): 
   });
   client.init();
 
-  const capture = (err: unknown, tags: Record<string, string>, level: 'error' | 'fatal', mechanism: { type: string; handled: boolean }) => {
+  const capture = (err: unknown, tags: Record<string, string>, level: 'error' | 'fatal', mechanism: { type: string; handled: boolean }, trace?: TraceContext) => {
     try {
       const scope = new Sentry.Scope();
       scope.setLevel(level);
       scope.setTags(tags);
-      // The trace this happened in (our OpenTelemetry tracing, when it is on), to find it from the report.
-      const span = trace.getActiveSpan()?.spanContext();
-      if (span && isSpanContextValid(span)) {
-        scope.setTag('trace_id', span.traceId);
-        scope.setContext('otel', { trace_id: span.traceId, span_id: span.spanId });
+      // The trace this happened in (our OpenTelemetry tracing, when it is on and sampled), to find it from the report.
+      if (trace) {
+        scope.setTag('trace_id', trace.traceId);
+        scope.setContext('otel', { trace_id: trace.traceId, span_id: trace.spanId });
       }
-      // Sentry's own POST to its endpoint is not part of the request's trace.
-      context.with(suppressTracing(context.active()), () => client.captureException(err, { mechanism, originalException: err }, scope));
+      client.captureException(err, { mechanism, originalException: err }, scope);
     } catch (e) {
       log.warn({ err: e }, 'error tracking: could not capture an error');
     }
@@ -89,6 +86,7 @@ export async function createSentryTracker(c: ErrorTrackingConfig, log: Logger): 
         },
         'error',
         { type: 'carebase.http', handled: true },
+        f.trace,
       );
     },
     captureCrash(err: unknown, origin: CrashOrigin) {

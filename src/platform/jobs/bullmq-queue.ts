@@ -155,7 +155,7 @@ export function createBullmqQueue(o: BullmqQueueOptions): JobQueue {
     async every(name: string, everyMs: number, payload: JobPayload = {}) {
       if (!(Number.isInteger(everyMs) && everyMs > 0)) throw new Error('everyMs must be a whole number of milliseconds > 0');
       // A schedule runs on its own, outside any request: no request ID, no trace context.
-      const { envelope, attempts } = envelopeFor(o.catalog, name, payload, {}, false);
+      const { envelope, attempts } = envelopeFor(o.catalog, name, payload);
       schedules.set(name, { everyMs, envelope, attempts });
       await connected();
       await store(name);

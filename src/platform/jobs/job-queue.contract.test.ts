@@ -118,21 +118,19 @@ for (const [kind, available] of adapters) {
       const r = recorder();
       const spans: { name: string; traceparent: unknown }[] = [];
       const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-      // Tracing as sdk.ts installs it, reduced to propagation (test/tracing.test.ts runs the real SDK).
+      // Tracing as sdk.ts installs it, reduced to the job's span (test/tracing.test.ts runs the real SDK).
       installTracing({
-        traceparent: () => traceparent,
-        inject: (c) => void (c.traceparent = traceparent),
-        runWith: (_c, fn) => fn(),
-        span: (_n, _a, fn) => fn(),
+        serverSpan: () => undefined,
+        span: (_p, _n, _k, _a, fn) => fn(undefined),
         consumerSpan: (c, name, _a, fn) => {
           spans.push({ name, traceparent: c.traceparent });
-          return fn();
+          return fn(undefined);
         },
         shutdown: async () => {},
       });
       try {
         h.queue.startWorker(r.registry, { concurrency: 1 });
-        await h.queue.enqueue('echo', { n: 1 });
+        await h.queue.enqueue('echo', { n: 1 }, { trace: { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceparent } });
         await h.queue.every('tick', 60_000);
         await waitFor(() => h.runs.length === 2, 5000, 'both runs');
         expect(spans.sort((a, b) => a.name.localeCompare(b.name))).toEqual([

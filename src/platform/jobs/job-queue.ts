@@ -13,6 +13,7 @@
 // never the payload.
 import type { TSchema } from 'typebox';
 import type { Logger } from '../log.js';
+import type { TraceContext } from '../tracing/tracing.js';
 
 /** A job's input: JSON, ids and settings only (never PHI). */
 export type JobPayload = Record<string, unknown>;
@@ -39,6 +40,8 @@ export interface JobContext {
   readonly log: Logger;
   /** Aborted when the worker is closing: a long handler stops at its next safe point. */
   readonly signal: AbortSignal;
+  /** The attempt's span when it is traced: the handler's database work goes under it (tracedDb). */
+  readonly trace?: TraceContext;
 }
 
 export interface JobDefinition extends JobType {
@@ -60,6 +63,8 @@ export interface EnqueueOptions {
   delayMs?: number;
   /** The request that causes the job (CONTRACT: X-Request-ID is passed to the jobs it causes). */
   requestId?: string;
+  /** The traced work that causes the job (Ctx.trace): the job's span continues its trace. */
+  trace?: TraceContext;
 }
 
 export interface JobCounts {

@@ -114,7 +114,7 @@ export function createMemoryQueue(o: JobQueueOptions): JobQueue {
     async every(name: string, everyMs: number, payload: JobPayload = {}) {
       if (!(Number.isInteger(everyMs) && everyMs > 0)) throw new Error('everyMs must be a whole number of milliseconds > 0');
       // A schedule runs on its own, outside any request: no request ID, no trace context.
-      const { envelope, attempts } = envelopeFor(o.catalog, name, payload, {}, false);
+      const { envelope, attempts } = envelopeFor(o.catalog, name, payload);
       clearInterval(schedules.get(name)?.timer);
       const tick = () => {
         const s = schedules.get(name);

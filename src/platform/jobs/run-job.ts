@@ -3,7 +3,7 @@
 // and the metrics of each attempt. The adapters only move jobs between states.
 import { AppError } from '../../errors.js';
 import { safeError, type Logger } from '../log.js';
-import { injectTraceContext, inJobSpan } from '../tracing/tracing.js';
+import { inJobSpan, traceCarrier, traceLogFields } from '../tracing/tracing.js';
 import { assertValid } from '../validation.js';
 import { backoffDelay, type EnqueueOptions, type JobCatalog, type JobPayload, type JobRegistry, type JobRun } from './job-queue.js';
 
@@ -26,17 +26,16 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
  * JSON: what the in-process runner keeps is exactly what Redis would), the request ID and the
  * active trace context. Throws for an unknown job, a refused payload (VALIDATION_FAILED) or a bad id.
  */
-export function envelopeFor(catalog: JobCatalog, name: string, payload: JobPayload, opts: EnqueueOptions = {}, traced = true): { envelope: JobEnvelope; attempts: number | undefined } {
+export function envelopeFor(catalog: JobCatalog, name: string, payload: JobPayload, opts: EnqueueOptions = {}): { envelope: JobEnvelope; attempts: number | undefined } {
   const type = catalog[name];
   if (!type) throw new Error(`unknown job "${name}"`);
   if (opts.jobId !== undefined && !JOB_ID.test(opts.jobId)) throw new Error('jobId must be letters, digits, ".", "_" or "-", starting with a letter (at most 128)');
   if (opts.delayMs !== undefined && !(Number.isFinite(opts.delayMs) && opts.delayMs >= 0)) throw new Error('delayMs must be a number ≥ 0');
   const copy = JSON.parse(JSON.stringify(payload)) as JobPayload;
   assertValid(type.payload, copy);
-  const meta: JobEnvelope['meta'] = {};
+  const meta: JobEnvelope['meta'] = traceCarrier(opts.trace);
   // A request ID that does not look like one is left out rather than stored (it came from a client).
   if (opts.requestId !== undefined && REQUEST_ID.test(opts.requestId)) meta.requestId = opts.requestId;
-  if (traced) injectTraceContext(meta as Record<string, string>);
   return { envelope: { payload: copy, meta }, attempts: type.attempts };
 }
 
@@ -70,11 +69,12 @@ export async function runAttempt(registry: JobRegistry, a: Attempt, o: RunOption
   const started = performance.now();
   const env = parseEnvelope(a.data);
   const requestId = env?.meta.requestId;
-  const log = o.log.child({ job: a.name, jobId: a.id, attempt: a.attempt, ...(requestId ? { reqId: requestId } : {}) });
+  const fields = { job: a.name, jobId: a.id, attempt: a.attempt, ...(requestId ? { reqId: requestId } : {}) };
   const waitMs = a.attempt === 1 && a.dueAt !== undefined ? Math.max(0, Date.now() - a.dueAt) : undefined;
   const attributes = { 'messaging.system': o.system, 'messaging.operation.type': 'process', 'messaging.destination.name': a.name, 'messaging.message.id': a.id, 'carebase.job.attempt': a.attempt };
-  // The attempt's log line is written inside its span, so it carries the trace's ids.
-  await inJobSpan(env?.meta ?? {}, `job ${a.name}`, attributes, async () => {
+  await inJobSpan(env?.meta ?? {}, `job ${a.name}`, attributes, async (trace) => {
+    // The attempt's log lines carry its trace's ids.
+    const log = o.log.child({ ...fields, ...traceLogFields(trace) });
     let failure: unknown;
     try {
       const def = registry[a.name];
@@ -86,7 +86,7 @@ export async function runAttempt(registry: JobRegistry, a: Attempt, o: RunOption
         // The details name the fields (paths and rules), never their values.
         throw new PermanentJobFailure(`payload refused: ${err instanceof AppError ? (err.details ?? []).map((d) => `${d.path} ${d.message}`).join('; ') : 'invalid'}`);
       }
-      await def.handle(env.payload as never, { name: a.name, id: a.id, attempt: a.attempt, ...(requestId ? { requestId } : {}), log, signal: o.signal });
+      await def.handle(env.payload as never, { name: a.name, id: a.id, attempt: a.attempt, ...(requestId ? { requestId } : {}), ...(trace ? { trace } : {}), log, signal: o.signal });
     } catch (err) {
       failure = err;
     }

@@ -1,8 +1,6 @@
 // Imported by bin/carebase.mjs before src/main.ts: starts OpenTelemetry tracing when
-// OTEL_EXPORTER_OTLP_ENDPOINT is set, before any module it instruments (pg, ioredis, pino,
-// fastify) is loaded — patching works on modules imported after it only. So this file, and
-// config.ts with everything it imports, must not import those (config.ts takes the rate-limit
-// groups from ratelimit/groups.ts, not limiters.ts, for this reason).
+// OTEL_EXPORTER_OTLP_ENDPOINT is set. Nothing is patched (spans are started by our own code, see
+// tracing.ts), so the order only matters in that the SDK is up before the first request.
 //
 // Only the long-running commands are traced, `serve` (the default) and `worker`: one-shot commands
 // (migrate, token, keys rotate…) exit without waiting for an exporter. With tracing off this loads nothing more than config.ts,

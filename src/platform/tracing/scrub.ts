@@ -1,8 +1,8 @@
-// Spans leave the process without PHI or secrets, whatever an instrumentation recorded: every span
-// is scrubbed on its way to the exporter. The instrumentations are configured not to record
-// values in the first place (sdk.ts: no SQL parameters, Redis command names only, no headers);
+// Spans leave the process without PHI or secrets, whatever set their attributes: every span is
+// scrubbed on its way to the exporter. Our spans record no values in the first place (no SQL, no
+// Redis keys, no headers or query strings: http/tracing.ts, traced-db.ts, resource-cache.ts);
 // this is the one place that holds for all of them, including attributes set after a span
-// started and those of future instrumentations.
+// started and those of spans added later.
 //
 // - Query strings go (`?name=` searches, `?identifier=system|value`, tickets): `url.query` is
 //   dropped, and `url.full`, `url.path`, `http.target`, `http.url` lose everything from `?`/`#`.
@@ -14,7 +14,7 @@
 // - Error messages go (span status, exception events): a database error can quote a value.
 //   Exception events keep the error's type and stack frames.
 import { SpanKind, type Attributes, type AttributeValue } from '@opentelemetry/api';
-import type { ReadableSpan, SpanExporter, TimedEvent } from '@opentelemetry/sdk-trace-node';
+import type { ReadableSpan, SpanExporter, TimedEvent } from '@opentelemetry/sdk-trace-base';
 
 const DROP = new Set([
   'url.query',

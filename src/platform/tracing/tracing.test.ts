@@ -1,7 +1,7 @@
 // Tracing settings (OTEL_*) as loadConfig reads them, and the scrubbing of spans before export.
 // The SDK itself, in a real `carebase serve`, is test/tracing.test.ts.
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-node';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config.js';
 import { configProblems } from '../../../test/helpers/config.js';

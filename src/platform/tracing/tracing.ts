@@ -1,22 +1,41 @@
 // What the application asks of tracing, without importing OpenTelemetry: when tracing is off
 // (no OTEL_EXPORTER_OTLP_ENDPOINT) nothing of it is loaded and every function here is a no-op.
-// When it is on, bootstrap.ts starts the SDK (sdk.ts) before the application is imported and
-// installs the real implementation here.
+// When it is on, bootstrap.ts starts the SDK (sdk.ts) and installs the real implementation here.
 //
-// Trace context is ambient (AsyncLocalStorage, like OpenTelemetry's own context), not a Ctx
-// field: a write made from a REST route, a WebSocket message or a job carries the trace it runs
-// in without each transport passing it along.
+// Trace context is explicit, not ambient: a request's or job's sampled span travels as a value
+// (Ctx.trace, JobContext.trace) and spans are started under it by name. Ambient context
+// (AsyncLocalStorage, i.e. promise hooks on Node 20) and the auto-instrumentations' wrappers cost
+// every request about half its CPU, sampled or not (bench/RESULTS.md); explicit context costs a
+// request that is not sampled nothing beyond the sampling decision.
 
 /** A carrier of W3C trace context: `traceparent` (and `tracestate`), e.g. a job's payload field. */
 export type TraceCarrier = Record<string, string>;
 
+export type SpanAttributes = Readonly<Record<string, string | number | boolean>>;
+
+/** A sampled span that work can continue: what is passed to whatever that work does or causes. */
+export interface TraceContext {
+  readonly traceId: string;
+  readonly spanId: string;
+  /** The span's W3C `traceparent` (`00-<trace id>-<span id>-01`). */
+  readonly traceparent: string;
+}
+
+/** A request's SERVER span, ended when the response has been sent (named then: the route is known). */
+export interface ServerSpan {
+  readonly trace: TraceContext;
+  end(name: string, attributes: SpanAttributes, failed: boolean): void;
+}
+
+export type SpanKindName = 'internal' | 'client';
+
 export interface TracingImpl {
-  traceparent(): string | undefined;
-  inject(carrier: TraceCarrier): void;
-  runWith<T>(carrier: Readonly<Record<string, unknown>>, fn: () => T): T;
-  span<T>(name: string, attributes: Readonly<Record<string, string | number | boolean>>, fn: () => Promise<T>): Promise<T>;
-  /** A CONSUMER span whose parent is the context in `carrier` (a new trace when it has none), never the ambient one. */
-  consumerSpan<T>(carrier: Readonly<Record<string, unknown>>, name: string, attributes: Readonly<Record<string, string | number | boolean>>, fn: () => Promise<T>): Promise<T>;
+  /** A SERVER span continuing the caller's `traceparent` in `headers`; undefined when not sampled. */
+  serverSpan(name: string, headers: Readonly<Record<string, unknown>>, attributes: SpanAttributes): ServerSpan | undefined;
+  /** A child span of `parent` (or, without one, the root of a new trace if it is sampled) around fn. */
+  span<T>(parent: TraceContext | undefined, name: string, kind: SpanKindName, attributes: SpanAttributes, fn: (trace: TraceContext | undefined) => Promise<T>): Promise<T>;
+  /** A CONSUMER span whose parent is the context in `carrier` (a new trace when it has none). */
+  consumerSpan<T>(carrier: Readonly<Record<string, unknown>>, name: string, attributes: SpanAttributes, fn: (trace: TraceContext | undefined) => Promise<T>): Promise<T>;
   shutdown(): Promise<void>;
 }
 
@@ -29,49 +48,46 @@ export function installTracing(t: TracingImpl | undefined): void {
 
 export const tracingEnabled = (): boolean => impl !== undefined;
 
-/**
- * The W3C `traceparent` of the active span (`00-<trace id>-<span id>-<flags>`), or undefined when
- * tracing is off or no sampled span is active. The outbox stores it with each event.
- */
-export function currentTraceparent(): string | undefined {
-  return impl?.traceparent();
+/** Starts a request's SERVER span (undefined when tracing is off or the request is not sampled). */
+export function startServerSpan(name: string, headers: Readonly<Record<string, unknown>>, attributes: SpanAttributes): ServerSpan | undefined {
+  return impl?.serverSpan(name, headers, attributes);
 }
 
 /**
- * Writes the active trace context into `carrier` (nothing when tracing is off) and returns it.
- * For producers of work that runs elsewhere — a job's payload, a message — so that the consumer
- * continues the same trace with runWithTraceContext.
+ * Runs fn in a child span of `parent`; without a parent (work that is not traced) just runs fn —
+ * background loops stay out of traces unless a traced request or job started them.
  */
-export function injectTraceContext<C extends TraceCarrier>(carrier: C): C {
-  impl?.inject(carrier);
-  return carrier;
+export function inSpan<T>(parent: TraceContext | undefined, name: string, attributes: SpanAttributes, fn: (trace: TraceContext | undefined) => Promise<T>, kind: SpanKindName = 'internal'): Promise<T> {
+  return impl && parent ? impl.span(parent, name, kind, attributes, fn) : fn(undefined);
 }
 
 /**
- * Runs fn in the trace context a producer injected into `carrier` (a job handler's payload), so the
- * spans fn starts continue that trace; just runs fn when tracing is off or the carrier has none.
+ * An outgoing call as a CLIENT span: a child of `parent`, or, for a call no request or job made
+ * (the alert webhook), the root of a new trace when the sampler takes it. fn gets the headers that
+ * carry the trace to the callee (none when nothing is traced).
  */
-export function runWithTraceContext<T>(carrier: Readonly<Record<string, unknown>>, fn: () => T): T {
-  return impl ? impl.runWith(carrier, fn) : fn();
+export function outgoingCall<T>(parent: TraceContext | undefined, name: string, attributes: SpanAttributes, fn: (headers: TraceCarrier) => Promise<T>): Promise<T> {
+  if (!impl) return fn({});
+  return impl.span(parent, name, 'client', attributes, (trace) => fn(trace ? { traceparent: trace.traceparent } : {}));
 }
 
 /**
- * Runs fn in a child span of the active span. No span when tracing is off or nothing is traced
- * at the moment (background loops stay out of traces unless a traced request or job started them).
+ * Runs a job in a span of its own: a child of the trace context its producer put into `carrier`
+ * (see traceCarrier), or the root of a new trace when there is none (a scheduled run). fn gets the
+ * job's span, to pass on. Just runs fn when tracing is off.
  */
-export function inChildSpan<T>(name: string, attributes: Readonly<Record<string, string | number | boolean>>, fn: () => Promise<T>): Promise<T> {
-  return impl ? impl.span(name, attributes, fn) : fn();
+export function inJobSpan<T>(carrier: Readonly<Record<string, unknown>>, name: string, attributes: SpanAttributes, fn: (trace: TraceContext | undefined) => Promise<T>): Promise<T> {
+  return impl ? impl.consumerSpan(carrier, name, attributes, fn) : fn(undefined);
 }
 
-/**
- * Runs a job in a span of its own: a child of the trace context its producer injected into
- * `carrier` (injectTraceContext at enqueue), or the root of a new trace when there is none (a
- * scheduled run). The context active when the job starts is ignored on purpose: in a process that
- * runs jobs it belongs to whatever happened to trigger the run (an enqueueing request of another
- * trace, a timer). Just runs fn when tracing is off.
- */
-export function inJobSpan<T>(carrier: Readonly<Record<string, unknown>>, name: string, attributes: Readonly<Record<string, string | number | boolean>>, fn: () => Promise<T>): Promise<T> {
-  return impl ? impl.consumerSpan(carrier, name, attributes, fn) : fn();
+/** The W3C trace context of `trace` for work that runs elsewhere (a job's envelope); empty when untraced. */
+export function traceCarrier(trace: TraceContext | undefined): TraceCarrier {
+  return trace ? { traceparent: trace.traceparent } : {};
+}
+
+/** The trace fields of a log line written for traced work (none for untraced work). */
+export function traceLogFields(trace: TraceContext | undefined): Record<string, string> {
+  return trace ? { trace_id: trace.traceId, span_id: trace.spanId } : {};
 }
 
 /** Exports the spans still buffered and stops tracing; gives up after timeoutMs (never throws). */

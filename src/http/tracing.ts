@@ -1,0 +1,54 @@
+// Each request as a SERVER span (when tracing is on and the request is sampled): the caller's
+// traceparent continued, named `<method> <route template>`, with the status, ended when the response
+// has gone out. The span travels on as request.trace (and Ctx.trace), and the request's log lines
+// carry its trace_id and span_id. With tracing off the hooks find no span and do nothing else.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { startServerSpan, traceLogFields, tracingEnabled, type ServerSpan, type TraceContext } from '../platform/tracing/tracing.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The request's span when it is traced (sampled); see http/tracing.ts. */
+    trace?: TraceContext;
+  }
+}
+
+/** Requests nobody wants traced: probes and scrapes, every few seconds each. */
+const UNTRACED = /^\/(?:health\/(?:live|ready)|metrics)(?:[/?#]|$)/;
+const SERVER_SPAN = Symbol('carebase.serverSpan');
+type Traced = FastifyRequest & { [SERVER_SPAN]?: ServerSpan };
+
+export function registerTracing(app: FastifyInstance): void {
+  app.addHook('onRequest', (request: Traced, _reply, done) => {
+    if (tracingEnabled() && !UNTRACED.test(request.url)) {
+      // The path holds resource ids (random UUIDs), never the query string (searches by name).
+      const path = request.url.replace(/[?#].*$/s, '');
+      const span = startServerSpan(request.method, request.headers, { 'http.request.method': request.method, 'url.path': path, 'url.scheme': request.protocol });
+      if (span) {
+        request[SERVER_SPAN] = span;
+        request.trace = span.trace;
+        request.log = request.log.child(traceLogFields(span.trace));
+      }
+    }
+    done();
+  });
+  const end = (request: Traced, status: number | undefined) => {
+    const span = request[SERVER_SPAN];
+    if (!span) return;
+    delete request[SERVER_SPAN];
+    const route = request.routeOptions.url;
+    span.end(
+      route ? `${request.method} ${route}` : request.method,
+      { ...(route ? { 'http.route': route } : {}), ...(status === undefined ? { 'carebase.aborted': true } : { 'http.response.status_code': status }) },
+      status === undefined || status >= 500,
+    );
+  };
+  app.addHook('onResponse', (request, reply, done) => {
+    end(request, reply.statusCode);
+    done();
+  });
+  // A client that went away before the answer: its span still ends (as failed).
+  app.addHook('onRequestAbort', (request, done) => {
+    end(request, undefined);
+    done();
+  });
+}
