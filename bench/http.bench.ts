@@ -22,6 +22,11 @@ const modes = process.argv.filter((a) => a === 'embedded' || a === 'server');
 // --only=get,list,post,patch,draft,submit runs just those scenarios (all by default).
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const wanted = (name: string) => !only || only.includes(name);
+// --rate=N: offer N requests a second in all (autocannon's overallRate) instead of as many as the
+// server answers. Builds compared at the same rate, below saturation, differ in CPU per request
+// by what they cost, not by how the two shared cores happened to be contended.
+const rateArg = process.argv.find((a) => a.startsWith('--rate='));
+const RATE = rateArg === undefined ? undefined : Number(rateArg.slice('--rate='.length));
 // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (for instance) profiles the server under load.
 const serverNodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 // --trace[=ratio]: the server traces (OTEL_TRACES_SAMPLER_ARG = ratio, default 1) and exports over
@@ -82,7 +87,7 @@ function run(opts: autocannon.Options): Promise<Measured> {
   const busy0 = busyTicks();
   const own0 = process.cpuUsage();
   return new Promise((resolve, reject) => {
-    autocannon({ connections: CONNECTIONS, duration: SECONDS, ...opts }, (err, result) => {
+    autocannon({ connections: CONNECTIONS, duration: SECONDS, ...(RATE ? { overallRate: RATE } : {}), ...opts }, (err, result) => {
       if (err) return reject(err);
       const own = process.cpuUsage(own0);
       const api = (procTicks(serverPid) - api0) * TICK_MS * 1000;
@@ -232,7 +237,7 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
 const results: Row[] = [];
 for (const mode of modes.length ? modes : ['server', 'embedded']) results.push(...(await benchMode(mode as 'embedded' | 'server')));
 
-const header = `\n## ${new Date().toISOString()} — ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), Node ${process.version}, ${CONNECTIONS} connections, ${SECONDS} s per scenario\n\n| mode | scenario | req/s | p50 ms | p99 ms | non-2xx | errors | API CPU µs/req | other CPU µs/req |\n|---|---|---|---|---|---|---|---|---|\n`;
+const header = `\n## ${new Date().toISOString()} — ${availableParallelism()} cores (${cpus()[0]?.model.trim()}), Node ${process.version}, ${CONNECTIONS} connections${RATE ? `, ${RATE} req/s offered` : ''}, ${SECONDS} s per scenario\n\n| mode | scenario | req/s | p50 ms | p99 ms | non-2xx | errors | API CPU µs/req | other CPU µs/req |\n|---|---|---|---|---|---|---|---|---|\n`;
 const table = results.map((r) => `| ${r.mode} | ${r.scenario} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} | ${r.apiUs} | ${r.restUs} |`).join('\n');
 process.stdout.write(header + table + '\n');
 appendFileSync(join(ROOT, 'bench/RESULTS.md'), header + table + '\n');

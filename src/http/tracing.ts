@@ -3,7 +3,8 @@
 // has gone out. The span travels on as request.trace (and Ctx.trace), and the request's log lines
 // carry its trace_id and span_id. With tracing off the hooks find no span and do nothing else.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { startServerSpan, traceLogFields, tracingEnabled, type ServerSpan, type TraceContext } from '../platform/tracing/tracing.js';
+import { tagWithTrace, type Logger } from '../platform/log.js';
+import { startServerSpan, tracingEnabled, type ServerSpan, type TraceContext } from '../platform/tracing/tracing.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,13 +21,16 @@ type Traced = FastifyRequest & { [SERVER_SPAN]?: ServerSpan };
 export function registerTracing(app: FastifyInstance): void {
   app.addHook('onRequest', (request: Traced, _reply, done) => {
     if (tracingEnabled() && !UNTRACED.test(request.url)) {
-      // The path holds resource ids (random UUIDs), never the query string (searches by name).
-      const path = request.url.replace(/[?#].*$/s, '');
-      const span = startServerSpan(request.method, request.headers, { 'http.request.method': request.method, 'url.path': path, 'url.scheme': request.protocol });
+      const span = startServerSpan(request.method, request.headers, () => ({
+        'http.request.method': request.method,
+        // The path holds resource ids (random UUIDs), never the query string (searches by name).
+        'url.path': request.url.replace(/[?#].*$/s, ''),
+        'url.scheme': request.protocol,
+      }));
       if (span) {
         request[SERVER_SPAN] = span;
         request.trace = span.trace;
-        request.log = request.log.child(traceLogFields(span.trace));
+        tagWithTrace(request.log as Logger, span.trace);
       }
     }
     done();

@@ -30,8 +30,11 @@ export interface ServerSpan {
 export type SpanKindName = 'internal' | 'client';
 
 export interface TracingImpl {
-  /** A SERVER span continuing the caller's `traceparent` in `headers`; undefined when not sampled. */
-  serverSpan(name: string, headers: Readonly<Record<string, unknown>>, attributes: SpanAttributes): ServerSpan | undefined;
+  /**
+   * A SERVER span continuing the caller's `traceparent` in `headers`; undefined when not sampled
+   * (then `attributes` is not even called).
+   */
+  serverSpan(name: string, headers: Readonly<Record<string, unknown>>, attributes: () => SpanAttributes): ServerSpan | undefined;
   /** A child span of `parent` (or, without one, the root of a new trace if it is sampled) around fn. */
   span<T>(parent: TraceContext | undefined, name: string, kind: SpanKindName, attributes: SpanAttributes, fn: (trace: TraceContext | undefined) => Promise<T>): Promise<T>;
   /** A CONSUMER span whose parent is the context in `carrier` (a new trace when it has none). */
@@ -49,7 +52,7 @@ export function installTracing(t: TracingImpl | undefined): void {
 export const tracingEnabled = (): boolean => impl !== undefined;
 
 /** Starts a request's SERVER span (undefined when tracing is off or the request is not sampled). */
-export function startServerSpan(name: string, headers: Readonly<Record<string, unknown>>, attributes: SpanAttributes): ServerSpan | undefined {
+export function startServerSpan(name: string, headers: Readonly<Record<string, unknown>>, attributes: () => SpanAttributes): ServerSpan | undefined {
   return impl?.serverSpan(name, headers, attributes);
 }
 
