@@ -14,9 +14,8 @@
 // process's memory under a random nonce (122 bits) made for this one inject() call and sent in a
 // header, which the auth hook (src/http/auth.ts) looks up; it is gone when the call ends. Sending
 // the header from the network proves nothing: nobody outside this process can know a nonce, and
-// one is good for one request while it runs. (Not an AsyncLocalStorage
-// entry: entering one switches on Node 20's promise hooks for every request of the process, for
-// good.)
+// one is good for one request while it runs. (Not an AsyncLocalStorage entry: entering one
+// switches on Node 20's promise hooks for every request of the process, for good.)
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest, LightMyRequestResponse } from 'fastify';
 import type { Principal } from '../../auth/principal.js';
