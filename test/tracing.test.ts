@@ -176,6 +176,10 @@ describe.concurrent('tracing (OTEL_EXPORTER_OTLP_ENDPOINT) in carebase serve', (
       expect((await api('GET', `/v1/patients/${id}`, { headers })).body.email).toBe(email);
       const found = await api('GET', `/v1/patients?name=${marker}&limit=5`, { headers });
       expect(found.body.data.map((p: { id: string }) => p.id)).toEqual([id]);
+      // A malformed or invalid traceparent is no trace to continue: the request starts its own.
+      for (const bad of ['not-a-traceparent', `00-${'0'.repeat(32)}-${parentId}-01`, `00-${traceId}-${parentId}`]) {
+        expect((await api('GET', `/v1/patients/${id}`, { headers: { traceparent: bad } })).status).toBe(200);
+      }
       if (mode === 'server') {
         await waitFor(async () => (await eventTraceparent(mode, dir, id)) !== undefined, 10_000, () => 'the event of the write');
         expect(await eventTraceparent(mode, dir, id)).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
@@ -206,6 +210,9 @@ describe.concurrent('tracing (OTEL_EXPORTER_OTLP_ENDPOINT) in carebase serve', (
       } else {
         expect(redis).toEqual([]); // the in-process cache makes no spans
       }
+      const roots = recv.spans.filter((s) => s.kind === 2 && s.parentSpanId === '' && s.name === 'GET /v1/patients/:id');
+      expect(roots).toHaveLength(3);
+      for (const r of roots) expect(r.traceId).not.toBe(traceId);
       // Probes are not traced.
       expect(recv.spans.filter((s) => String(s.attributes['url.path'] ?? '').startsWith('/health'))).toEqual([]);
 
