@@ -1,6 +1,7 @@
-// What both benchmarks need around the server they measure: a free port, a throwaway PostgreSQL
-// database, a wait for readiness, and the CPU time a process has used (from /proc).
+// What the benchmarks need around the server they measure: a free port, a throwaway PostgreSQL
+// database, a wait for readiness, and the CPU time a process and the machine have used (/proc).
 import { readFileSync } from 'node:fs';
+import autocannon from 'autocannon';
 import { createServer } from 'node:net';
 import pg from 'pg';
 
@@ -49,4 +50,36 @@ export async function createBenchDatabase(prefix: string): Promise<{ url: string
 export function procTicks(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return Number(f[11]) + Number(f[12]);
+}
+
+// Throughput on two shared cores swings ±25 % between runs; CPU time per request moves far less,
+// so each run also reports it: the API process's (from /proc/<pid>/stat) and the rest of the
+// machine's busy time (/proc/stat: PostgreSQL, Redis, the kernel) minus the load generator's own.
+const busyTicks = () => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return f[0]! + f[1]! + f[2]! + f[5]! + f[6]!; // user, nice, system, irq, softirq (not idle, iowait, steal)
+};
+
+export interface Measured {
+  result: autocannon.Result;
+  /** CPU time per request (µs) of the API process, and of everything else but the load generator. */
+  apiUs: number;
+  restUs: number;
+}
+
+/** One autocannon run against the server process `pid`, with the CPU time per request it cost. */
+export function measure(pid: number, opts: autocannon.Options): Promise<Measured> {
+  const api0 = procTicks(pid);
+  const busy0 = busyTicks();
+  const own0 = process.cpuUsage();
+  return new Promise((resolve, reject) => {
+    autocannon(opts, (err, result) => {
+      if (err) return reject(err);
+      const own = process.cpuUsage(own0);
+      const api = (procTicks(pid) - api0) * TICK_MS * 1000;
+      const rest = (busyTicks() - busy0) * TICK_MS * 1000 - api - (own.user + own.system);
+      const n = Math.max(1, result.requests.total);
+      resolve({ result, apiUs: Math.round(api / n), restUs: Math.round(Math.max(0, rest) / n) });
+    });
+  });
 }

@@ -64,6 +64,8 @@ interface RoutePattern {
 }
 
 export function registerErrorHandling(app: FastifyInstance) {
+  // On every request, so that failed requests have the same shape as the others.
+  app.decorateRequest('errorCode', undefined);
   // Remember every route so an unknown method on a known path is a 405 with Allow, not a 404.
   const routes: RoutePattern[] = [];
   app.addHook('onRoute', (r) => {

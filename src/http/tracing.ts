@@ -19,6 +19,10 @@ const SERVER_SPAN = Symbol('carebase.serverSpan');
 type Traced = FastifyRequest & { [SERVER_SPAN]?: ServerSpan };
 
 export function registerTracing(app: FastifyInstance): void {
+  // Declared on every request, set only on sampled ones: a property added to some requests and
+  // not others would give requests two shapes, and every function that touches one slows down.
+  app.decorateRequest('trace', undefined);
+  app.decorateRequest(SERVER_SPAN, undefined);
   app.addHook('onRequest', (request: Traced, _reply, done) => {
     if (tracingEnabled() && !UNTRACED.test(request.url)) {
       const span = startServerSpan(request.method, request.headers, () => ({
@@ -38,7 +42,7 @@ export function registerTracing(app: FastifyInstance): void {
   const end = (request: Traced, status: number | undefined) => {
     const span = request[SERVER_SPAN];
     if (!span) return;
-    delete request[SERVER_SPAN];
+    request[SERVER_SPAN] = undefined;
     const route = request.routeOptions.url;
     span.end(
       route ? `${request.method} ${route}` : request.method,

@@ -72,7 +72,7 @@ function insertBatch(b: Batch) {
   }
   return sql`insert into audit_event_batches (tenant_id, id, first_id, last_id, patient_ids, actor_subs, record_count, records)
     values (${b.tenantId}, ${b.rows[0]!.id}::uuid, ${b.rows[0]!.id}::uuid, ${b.rows.at(-1)!.id}::uuid, ${param([...patients])}::uuid[],
-      ${param([...actors])}::text[], ${b.rows.length}, ${`[${b.rows.map((r) => r.element).join(',')}]`}::jsonb)
+      ${param([...actors])}::text[], ${b.rows.length}, ${`[${b.rows.map((r) => r.element).join(',')}]`}::json)
     on conflict do nothing`;
 }
 

@@ -251,7 +251,7 @@ describe.each(storageModes())('audit verification of batched read records on %s'
     for (let i = 0; i < 3; i++) expect((await api('GET', `/v1/patients/${p.body.id}`)).status).toBe(200);
     await srv.deps.audit.flush();
     const [batch] = await srv.deps.db.withOwner((s) => s.query<{ ids: string[] }>(
-      `select array(select r->>1 from jsonb_array_elements(records) r) as ids from audit_event_batches where tenant_id = $1`, [tenant]));
+      `select array(select r->>1 from json_array_elements(records) r) as ids from audit_event_batches where tenant_id = $1`, [tenant]));
     expect(batch!.ids).toHaveLength(3);
     await waitFor(async () => {
       await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date());
@@ -261,7 +261,7 @@ describe.each(storageModes())('audit verification of batched read records on %s'
   }
   const verify = (tenant: string) => verifyTenant(srv.deps.db, srv.deps.audit.key, tenant);
   /** The batch's array index of the record with this id (element 1 of a record is its id, 3 its actor; see migration 0010). */
-  const indexOf = (id: string) => `(select i - 1 from audit_event_batches b, jsonb_array_elements(b.records) with ordinality as x(r, i) where r->>1 = '${id}')`;
+  const indexOf = (id: string) => `(select i - 1 from audit_event_batches b, json_array_elements(b.records) with ordinality as x(r, i) where r->>1 = '${id}')`;
 
   it('an untouched batch verifies, each of its records counted', async () => {
     const { tenant } = await batchedTenant();
@@ -271,22 +271,22 @@ describe.each(storageModes())('audit verification of batched read records on %s'
   it('a field of a record inside a batch changed: altered, naming the record', async () => {
     const { tenant, reads } = await batchedTenant();
     const id = reads[1]!;
-    await tamper(srv.deps.db, `update audit_event_batches set records = jsonb_set(records, array[${indexOf(id)}::text, '3'], '"someone-else"') where tenant_id = '${tenant}'`);
+    await tamper(srv.deps.db, `update audit_event_batches set records = jsonb_set(records::jsonb, array[${indexOf(id)}::text, '3'], '"someone-else"')::json where tenant_id = '${tenant}'`);
     expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'altered', eventId: id });
   });
 
   it('a record removed from a batch: removed, naming it', async () => {
     const { tenant, reads } = await batchedTenant();
     const id = reads[2]!;
-    await tamper(srv.deps.db, `update audit_event_batches set records = records - ${indexOf(id)}::int where tenant_id = '${tenant}'`);
+    await tamper(srv.deps.db, `update audit_event_batches set records = (records::jsonb - ${indexOf(id)}::int)::json where tenant_id = '${tenant}'`);
     expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'removed', eventId: id });
   });
 
   it('a forged record added to a batch: inserted, naming it', async () => {
     const { tenant, reads } = await batchedTenant();
     const forged = randomUUID();
-    await tamper(srv.deps.db, `update audit_event_batches set records = records || jsonb_build_array(
-      jsonb_set(jsonb_set(records->0, '{1}', '"${forged}"'), '{15}', '"Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5"')) where tenant_id = '${tenant}'`);
+    await tamper(srv.deps.db, `update audit_event_batches set records = (records::jsonb || jsonb_build_array(
+      jsonb_set(jsonb_set(records::jsonb->0, '{1}', '"${forged}"'), '{15}', '"Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5"')))::json where tenant_id = '${tenant}'`);
     expect(reads).not.toContain(forged);
     expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'inserted', eventId: forged });
   });
