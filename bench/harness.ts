@@ -1,8 +1,8 @@
 // What the benchmarks need around the server they measure: a free port, a throwaway PostgreSQL
 // database, a wait for readiness, and the CPU time a process and the machine have used (/proc).
 import { readFileSync } from 'node:fs';
-import autocannon from 'autocannon';
 import { createServer } from 'node:net';
+import autocannon from 'autocannon';
 import pg from 'pg';
 
 export const ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -1,9 +1,8 @@
 -- A batch's records are stored as json (the text as sent, checked to be JSON), no longer as jsonb.
 --
 -- Building jsonb from a flush's text (up to 1,000 records, ~300 KB) cost PostgreSQL ~10 µs per
--- record — as much CPU as the cached read being audited spent in the database and the kernel
--- together, and with cached reads at saturation the two shared cores are the limit: json costs ~2
--- µs per record (bench/RESULTS.md, seventh session). The records are written once and read
+-- record, json ~2 µs; with cached reads at saturation the cores are the limit, and the difference
+-- was ~6 % of read throughput (bench/RESULTS.md, seventh session). The records are written once and read
 -- rarely (sealing reads each record's id and HMAC once; searches, exports and verify read
 -- batches of the records they look for), and the json functions read the same elements as the
 -- jsonb ones did.
