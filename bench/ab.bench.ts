@@ -17,7 +17,7 @@ import { resolve } from 'node:path';
 import type autocannon from 'autocannon';
 import { measure, REDIS_URL } from './harness.js';
 import { benchAnswers } from './questionnaire.fixture.js';
-import { createPatients, createQuestionnaire, patient, roundRobin, startResponses } from './requests.js';
+import { createPatients, createQuestionnaire, patient, refreshVersions, roundRobin, startResponses, type Versioned } from './requests.js';
 import { startBenchServer, type BenchServer } from './server.js';
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
@@ -37,6 +37,8 @@ interface Side {
   server: BenchServer;
   /** The scenario's requests against this server (state, such as versions, kept across rounds). */
   requests: autocannon.Options;
+  /** Brings that state up to date after a turn (see refreshVersions). */
+  settle(): Promise<void>;
   apiUs: number[];
   restUs: number[];
   rps: number[];
@@ -54,16 +56,22 @@ async function prepare(name: 'A' | 'B', redisDb: number): Promise<Side> {
   const { base, headers } = server;
   const patients = await createPatients(server, SCENARIO === 'get' ? 1 : 1000);
   let requests: autocannon.Options;
+  let settle = async () => {};
   if (SCENARIO === 'get') requests = { url: `${base}/v1/patients/${patients[0]!.id}`, headers };
-  else if (SCENARIO === 'patch') requests = roundRobin(base, headers, 'PATCH', patients, (p) => `/v1/patients/${p.id}`, (i) => ({ phone: `+1 555 ${String(i % 10_000).padStart(4, '0')}` }));
-  else if (SCENARIO === 'draft') {
+  else if (SCENARIO === 'patch') {
+    const pathOf = (p: Versioned) => `/v1/patients/${p.id}`;
+    requests = roundRobin(base, headers, 'PATCH', patients, pathOf, (i) => ({ phone: `+1 555 ${String(i % 10_000).padStart(4, '0')}` }));
+    settle = () => refreshVersions(server, patients, pathOf);
+  } else if (SCENARIO === 'draft') {
     const drafts = await startResponses(server, await createQuestionnaire(server), patients, 1000);
-    requests = roundRobin(base, headers, 'PATCH', drafts, (r) => `/v1/questionnaire-responses/${r.id}`, (i) => ({ item: benchAnswers(i) }));
+    const pathOf = (r: Versioned) => `/v1/questionnaire-responses/${r.id}`;
+    requests = roundRobin(base, headers, 'PATCH', drafts, pathOf, (i) => ({ item: benchAnswers(i) }));
+    settle = () => refreshVersions(server, drafts, pathOf);
   } else {
     let n = 1000;
     requests = { url: base, requests: [{ method: 'POST', path: '/v1/patients', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify(patient(n++)) }) }] };
   }
-  return { name, server, requests, apiUs: [], restUs: [], rps: [] };
+  return { name, server, requests, settle, apiUs: [], restUs: [], rps: [] };
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -75,15 +83,19 @@ try {
   b = await prepare('B', 2);
   const sides = [a, b];
   // Warm both up (JIT, pools, caches) before anything counts.
-  for (const s of sides) await measure(s.server.pid, { connections: 50, duration: 3, overallRate: RATE, ...s.requests });
+  for (const s of sides) {
+    await measure(s.server.pid, { connections: 50, duration: 3, overallRate: RATE, ...s.requests });
+    await s.settle();
+  }
   process.stdout.write(`${SCENARIO}, ${RATE} req/s offered, ${SECONDS} s per turn, ${ROUNDS} rounds; API CPU µs/req (other CPU µs/req)\n`);
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? [a, b] : [b, a];
     const line: string[] = [];
     for (const s of order) {
       const m = await measure(s.server.pid, { connections: 50, duration: SECONDS, overallRate: RATE, ...s.requests });
+      await s.settle();
       const failed = m.result.non2xx + m.result.errors + m.result.timeouts;
-      if (failed > 0) throw new Error(`${s.name}: ${failed} failed requests in round ${round + 1}`);
+      if (failed > 0) throw new Error(`${s.name}: ${failed} failed requests in round ${round + 1} (status codes ${JSON.stringify(m.result.statusCodeStats)}, ${m.result.errors} errors, ${m.result.timeouts} timeouts)`);
       s.apiUs.push(m.apiUs);
       s.restUs.push(m.restUs);
       s.rps.push(m.result.requests.average);

@@ -49,6 +49,25 @@ interface Target {
   adminHeaders: Record<string, string>;
 }
 
+/**
+ * Reads each item's current version again. A turn of the load generator ends with requests still
+ * in flight, whose changes the server makes but whose answers nobody counts; without this, the next
+ * turn would send those items a stale If-Match (412).
+ */
+export async function refreshVersions(t: Target, items: Versioned[], pathOf: (v: Versioned) => string): Promise<void> {
+  // Those requests may still be queued for a pool connection: let them finish first.
+  await new Promise((r) => setTimeout(r, 1000));
+  for (let i = 0; i < items.length; i += 50) {
+    await Promise.all(
+      items.slice(i, i + 50).map(async (v) => {
+        const res = await fetch(`${t.base}${pathOf(v)}`, { headers: t.headers });
+        if (!res.ok) throw new Error(`GET ${pathOf(v)}: ${res.status}`);
+        v.version = ((await res.json()) as Versioned).version;
+      }),
+    );
+  }
+}
+
 /** n new patients (ids and versions). */
 export async function createPatients(t: Target, n: number): Promise<Versioned[]> {
   const created: Versioned[] = [];
