@@ -39,6 +39,10 @@ describe('security headers, CORS, JSON depth and deadline', () => {
           await new Promise((r) => setTimeout(r, 1500));
           return { late: true };
         });
+        app.get<{ Params: { ms: string } }>('/v1/test-wait/:ms', { config: { public: true } }, async (request) => {
+          await new Promise((r) => setTimeout(r, Number(request.params.ms)));
+          return { waited: Number(request.params.ms) };
+        });
       },
     });
     tenant = await srv.newTenant();
@@ -135,6 +139,21 @@ describe('security headers, CORS, JSON depth and deadline', () => {
     expect(r.status).toBe(504);
     expect(r.body.error).toMatchObject({ code: 'TIMEOUT', requestId: 'slow-1' });
     expect(Date.now() - started).toBeLessThan(1400);
+  });
+
+  it('keeps each deadline when requests in flight finish out of order', async () => {
+    // Requests leave the in-flight list from its head, middle and tail while others wait.
+    const waits = [1500, 10, 1500, 120, 0, 1500, 60, 200];
+    const answers = await Promise.all(
+      waits.map(async (ms, i) => {
+        await new Promise((r) => setTimeout(r, i * 5));
+        return client(srv.url)('GET', `/v1/test-wait/${ms}`);
+      }),
+    );
+    expect(answers.map((a) => a.status)).toEqual(waits.map((ms) => (ms > 300 ? 504 : 200)));
+    expect(answers[3]!.body).toEqual({ waited: 120 });
+    // After the sweep has taken the late ones off, a new request still gets its full time.
+    expect((await client(srv.url)('GET', '/v1/test-wait/200')).status).toBe(200);
   });
 });
 

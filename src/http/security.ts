@@ -16,17 +16,16 @@
 //   is refused with 403, except the health probes, which load balancers send over plain HTTP.
 // - Compression (gzip, brotli, as the client asks) of JSON, NDJSON and the docs' text above 1 KiB;
 //   never of event streams (each event must leave at once, not when a compressor's buffer fills).
-// - REQUEST_TIMEOUT_MS: a request not answered by then gets 504 TIMEOUT; streams (events,
-//   WebSocket, exports) are exempt. The work itself is bounded by the database statement timeout.
+// - REQUEST_TIMEOUT_MS: see deadlines.ts.
 import compress from '@fastify/compress';
 import cors from '@fastify/cors';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants as zlibConstants } from 'node:zlib';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../container.js';
 import { AppError } from '../errors.js';
-import { sendError } from './error-handler.js';
+import { registerDeadlines } from './deadlines.js';
 import { dispatchedPrincipal } from './realtime/dispatch.js';
 
 export const CORS_EXPOSED_HEADERS = ['ETag', 'Location', 'X-Request-ID', 'Retry-After', 'Idempotency-Replayed', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'];
@@ -62,8 +61,6 @@ export function helmetHeaders(options: HelmetOptions): Record<string, string> {
   });
   return headers;
 }
-
-const STREAMS = (url: string) => url === '/v1/events' || url === '/v1/ws' || url.endsWith('/export');
 
 export async function registerSecurity(app: FastifyInstance, deps: Deps): Promise<void> {
   const c = deps.config.security;
@@ -128,29 +125,5 @@ export async function registerSecurity(app: FastifyInstance, deps: Deps): Promis
     });
   }
 
-  // One sweep over the requests in flight, a few times per deadline, instead of a timer per
-  // request (a timer and a close listener per request were measurable on cached reads).
-  const inFlight = new Map<FastifyReply, number>();
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const [reply, deadline] of inFlight) {
-      if (deadline > now) continue;
-      inFlight.delete(reply);
-      if (!reply.sent) void sendError(reply.request, reply, new AppError('TIMEOUT', `The request was not answered within ${c.requestTimeoutMs} ms`));
-    }
-  }, Math.max(10, Math.min(1000, Math.floor(c.requestTimeoutMs / 4))));
-  sweep.unref();
-  app.addHook('onClose', (_app, done) => {
-    clearInterval(sweep);
-    done();
-  });
-  app.addHook('onRequest', (request, reply, done) => {
-    const url = request.routeOptions.url;
-    if (url !== undefined && !STREAMS(url)) inFlight.set(reply, Date.now() + c.requestTimeoutMs);
-    done();
-  });
-  app.addHook('onResponse', (_request, reply, done) => {
-    inFlight.delete(reply);
-    done();
-  });
+  registerDeadlines(app, c.requestTimeoutMs);
 }
