@@ -69,7 +69,7 @@ export function createRedisCache(o: RedisCacheOptions): Cache {
     // Keep trying for ever, backing off to maxDelay: the cache heals on its own.
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), maxDelay),
     connectionName: 'carebase-cache',
-    // No auto-pipelining: it cost a cached read 25 % more CPU, not less (see limiters.ts).
+    // No auto-pipelining: it cost a cached read ~30 % more API CPU, not less (see limiters.ts).
     // No CLIENT SETINFO round trip at every (re)connect; also spares servers that reject it.
     disableClientInfo: true,
   }) as ScriptedRedis;

@@ -68,8 +68,8 @@ export function createRateLimiters(o: RateLimitersOptions): RateLimiters {
         disableClientInfo: true,
         // No auto-pipelining (one write per command, not one per tick). With ioredis 6 it doubled
         // what survives each young-generation GC on cached reads (15 % of what was allocated
-        // instead of 8 %: pipelines and what waits on them), and a cached read measured 25 % more
-        // API CPU and 20 % fewer req/s than without it (bench/RESULTS.md, eighth session).
+        // instead of 8 %: pipelines and what waits on them), and a cached read measured 31 % more
+        // API CPU and 14 % fewer req/s than without it (bench/RESULTS.md, eighth session).
       })
     : undefined;
   redis?.on('error', () => {}); // failures surface (and are counted) where a limiter is used
