@@ -55,8 +55,8 @@ export async function startBenchServer(o: ServerOptions): Promise<BenchServer> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', SEED_DEMO: 'false', NODE_ENV: 'development' };
   for (const g of ['READ', 'WRITE']) env[`RATE_LIMIT_${g}_POINTS`] = '1000000000';
   const db = o.mode === 'server' ? await createBenchDatabase('carebase_bench') : undefined;
-  // The pool at its default size (10). With 20, writes measured 17–19 % fewer a second than with 6
-  // on these two cores (the backends contend for them); 10 and 6 measured alike (RESULTS.md).
+  // The pool at its default size (10). With 6 connections, writes measured 17–19 % more a second
+  // than with 20 on these two cores (20 backends contend for them); 10 and 6 alike (RESULTS.md).
   if (db) Object.assign(env, { DATABASE_URL: db.url, REDIS_URL: o.redisUrl ?? REDIS_URL });
   const sink = o.traceRatio === undefined ? undefined : await startTraceSink();
   if (sink) Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_TRACES_SAMPLER_ARG: o.traceRatio! });
