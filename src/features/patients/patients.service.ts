@@ -163,7 +163,7 @@ function changePatient(ctx: Ctx, id: string, expectedVersion: number | undefined
   const expected = requireVersion(expectedVersion);
   // The change starts from the stored form (cache, recent-versions or row), patches the revealed
   // patient and encrypts again: each write re-encrypts under the primary key.
-  return changeIfCurrent<StoredPatient, PatientRow, Patient>(ctx, {
+  return changeIfCurrent<StoredPatient, ReturnType<typeof columnsOf>, Patient>(ctx, {
     table: patients,
     type: 'patients',
     id,
@@ -175,7 +175,9 @@ function changePatient(ctx: Ctx, id: string, expectedVersion: number | undefined
       checkRules(ctx, next);
       return columnsOf(ctx, next);
     },
-    toResource: toStored,
+    // columnsOf() sets every column a change can change.
+    changed: (current, columns, version, now) =>
+      toStored({ tenantId: ctx.tenantId, id, version, ...columns, createdAt: new Date(current.createdAt), updatedAt: now, deletedAt: null }),
     present: (stored) => reveal(ctx, stored),
     audit: () => access('update', id),
     event: () => changed('updated', id),

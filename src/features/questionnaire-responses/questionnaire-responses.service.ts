@@ -36,11 +36,17 @@ const inScope = inPatientScope;
 function jsonbOrder<T>(v: T): T {
   if (Array.isArray(v)) return v.map(jsonbOrder) as T;
   if (typeof v !== 'object' || v === null) return v;
-  const keys = Object.keys(v).sort((a, b) => {
-    const [x, y] = [Buffer.from(a), Buffer.from(b)];
-    return x.length - y.length || Buffer.compare(x, y);
-  });
+  const keys = Object.keys(v).sort(jsonbKeyOrder);
   return Object.fromEntries(keys.map((k) => [k, jsonbOrder((v as Record<string, unknown>)[k])])) as T;
+}
+
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** Shorter UTF-8 first, then bytewise; for ASCII keys (nearly all) the string is its bytes. */
+function jsonbKeyOrder(a: string, b: string): number {
+  if (ASCII.test(a) && ASCII.test(b)) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+  const [x, y] = [Buffer.from(a), Buffer.from(b)];
+  return x.length - y.length || Buffer.compare(x, y);
 }
 
 export const toResponse = (r: ResponseRow): QuestionnaireResponse => ({
@@ -61,6 +67,20 @@ export const toResponse = (r: ResponseRow): QuestionnaireResponse => ({
 
 /** A row about to be inserted, with its jsonb in the order the database will give it back. */
 const inserted = (r: ResponseRow): ResponseRow => ({ ...r, items: jsonbOrder(r.items), score: r.score && jsonbOrder(r.score) });
+
+/** What a change of an in-progress response sets: its items, and when it is submitted its score, status and time. */
+type ResponseChange = Pick<ResponseRow, 'items'> & Partial<Pick<ResponseRow, 'score' | 'status' | 'submittedAt'>>;
+
+/** Response `r` after change `c` (see changeIfCurrent), its jsonb in the order the database keeps it. */
+const afterChange = (r: QuestionnaireResponse, c: ResponseChange, version: number, now: Date): QuestionnaireResponse => ({
+  ...r,
+  version,
+  item: jsonbOrder(c.items),
+  ...(c.score ? { score: jsonbOrder(c.score) } : {}),
+  ...(c.status ? { status: c.status } : {}),
+  ...(c.submittedAt ? { submittedAt: iso(c.submittedAt) } : {}),
+  updatedAt: iso(now),
+});
 
 function check(q: Questionnaire, items: ResponseItem[], mode: ValidationMode): void {
   const problems = validateResponse(q, items, mode, { basePath: '/item' });
@@ -191,14 +211,14 @@ async function findResponses(ctx: Ctx, query: ResponseListQuery) {
  * A change of an in-progress response that the caller has read at `expected` (compare-and-set,
  * see conditional-change): `values` gets the response and the questionnaire it is pinned to.
  */
-function changeInProgress(ctx: Ctx, id: string, expectedVersion: number | undefined, values: (r: QuestionnaireResponse, q: Questionnaire, now: Date) => Record<string, unknown>) {
+function changeInProgress(ctx: Ctx, id: string, expectedVersion: number | undefined, values: (r: QuestionnaireResponse, q: Questionnaire, now: Date) => ResponseChange) {
   return auditedWrite(ctx, access('update', id), () => changeIfInProgress(ctx, id, expectedVersion, values));
 }
 
-function changeIfInProgress(ctx: Ctx, id: string, expectedVersion: number | undefined, values: (r: QuestionnaireResponse, q: Questionnaire, now: Date) => Record<string, unknown>) {
+function changeIfInProgress(ctx: Ctx, id: string, expectedVersion: number | undefined, values: (r: QuestionnaireResponse, q: Questionnaire, now: Date) => ResponseChange) {
   authorize(ctx.principal, 'responses:write');
   const expected = requireVersion(expectedVersion);
-  return changeIfCurrent<QuestionnaireResponse, ResponseRow>(ctx, {
+  return changeIfCurrent<QuestionnaireResponse, ResponseChange>(ctx, {
     table: responses,
     type: TYPE,
     id,
@@ -210,7 +230,7 @@ function changeIfInProgress(ctx: Ctx, id: string, expectedVersion: number | unde
       assertCurrent(r, expected, 'Questionnaire response');
       return values(r, await pinnedQuestionnaire(env.read, ctx.tenantId, r.questionnaireId), env.now);
     },
-    toResource: toResponse,
+    changed: afterChange,
     audit: (r) => access('update', id, r.patientId),
     event: (r) => changed('updated', r),
   });

@@ -5,6 +5,8 @@ import { patientInput } from '../../../test/helpers/factories.js';
 import { client, expectError, type Client } from '../../../test/helpers/http.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 import { rowsOf } from '../../../test/helpers/db.js';
+import { fixture, importActive } from '../../../test/helpers/questionnaires.js';
+import { resourceCacheKey } from './resource-cache.js';
 
 const closedPort = () =>
   new Promise<number>((resolve) => {
@@ -65,6 +67,36 @@ describe.each(storageModes())('write-through resource cache on %s', (mode) => {
     expect((await api('DELETE', `/v1/patients/${v1.id}`, { headers: { 'if-match': 'W/"2"' } })).status).toBe(204);
     await srv.deps.resources.put(tenant, 'patients', v2); // a late write-through of the last live version
     expectError(await api('GET', `/v1/patients/${v1.id}`), 404, 'NOT_FOUND');
+  });
+
+  // A change's statement returns only the new version: the answer (and the cache entry) is built
+  // from the version changed plus the changes. It must be what the database now holds, to the
+  // byte for questionnaire responses (whose jsonb comes back in the database's key order).
+  it('answers and caches a change exactly as the database then holds it', async () => {
+    const fromDb = async (type: string, id: string) => {
+      expect(await srv.deps.cache.delete(resourceCacheKey(tenant, type, id))).toBe(true);
+      return api('GET', `/v1/${type}/${id}`);
+    };
+    const p = (await api('POST', '/v1/patients', { body: patientInput() })).body;
+    const patch = { address: { postalCode: '02139', line: ['1 Ø St', 'Apt 2'], city: 'Cambridge', country: 'US' }, name: { family: 'Ñúñez', given: ['Zoë'] }, email: null };
+    const patched = await api('PATCH', `/v1/patients/${p.id}`, { body: patch, headers: { 'if-match': 'W/"1"' } });
+    expect(patched.status).toBe(200);
+    expect(patched.body).not.toHaveProperty('email');
+    const read = await fromDb('patients', p.id);
+    expect(read.body).toEqual(patched.body);
+    expect(read.headers.get('etag')).toBe('W/"2"');
+
+    const admin = client(srv.url, await srv.token({ tenant, roles: ['admin'] }));
+    const qid = (await importActive(admin, 'questionnaires/phq9-lhcforms.questionnaire.json')).id;
+    const r = (await api('POST', '/v1/questionnaire-responses', { body: { questionnaireId: qid, patientId: p.id } })).body;
+    const items = fixture('questionnaires/phq9-lhcforms.questionnaireresponse.json').item;
+    const saved = await api('PATCH', `/v1/questionnaire-responses/${r.id}`, { body: { item: items }, headers: { 'if-match': 'W/"1"' } });
+    expect(saved.status).toBe(200);
+    expect((await fromDb('questionnaire-responses', r.id)).text).toBe(saved.text);
+    const submitted = await api('POST', `/v1/questionnaire-responses/${r.id}/submit`, { headers: { 'if-match': 'W/"2"' } });
+    expect(submitted.status).toBe(200);
+    expect(submitted.body).toMatchObject({ status: 'completed', version: 3, score: { total: expect.any(Number) } });
+    expect((await fromDb('questionnaire-responses', r.id)).text).toBe(submitted.text);
   });
 
   it('keeps tenants apart: a cached resource is not visible to another tenant', async () => {

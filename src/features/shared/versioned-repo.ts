@@ -77,19 +77,19 @@ export async function updateLocked<R>(q: Querier, t: PgTable & VersionedTable, t
   return rows[0] as R;
 }
 
-/** Compare-and-set: applies values and bumps the version only if the row is live at `expected`; undefined if not. */
-export async function updateIfVersion<R>(q: Querier, t: PgTable & VersionedTable, tenantId: string, id: string, expected: number, values: Record<string, unknown>, now: Date): Promise<R | undefined> {
+/** Compare-and-set: applies values and bumps the version only if the row is live at `expected`; the new version, or undefined if not. */
+export async function updateIfVersion(q: Querier, t: PgTable & VersionedTable, tenantId: string, id: string, expected: number, values: Record<string, unknown>, now: Date): Promise<number | undefined> {
   const keys = Object.keys(values);
   const stmt = prepared(q, `update:${getTableName(t)}:${keys.join(',')}`, (name) =>
     q
       .update(t)
       .set({ ...placeholders(keys), version: sql`${t.version} + 1`, updatedAt: sql.placeholder('__updatedAt') } as never)
       .where(and(eq(t.tenantId, sql.placeholder('__tenantId')), eq(t.id, sql.placeholder('__id')), eq(t.version, sql.placeholder('__expected')), isNull(t.deletedAt)))
-      .returning()
+      .returning({ version: t.version })
       .prepare(name),
   );
-  const rows = (await stmt.execute({ ...values, __updatedAt: now, __tenantId: tenantId, __id: id, __expected: expected })) as R[];
-  return rows[0];
+  const rows = (await stmt.execute({ ...values, __updatedAt: now, __tenantId: tenantId, __id: id, __expected: expected })) as { version: number }[];
+  return rows[0]?.version;
 }
 
 /** Marks the row deleted, bumping its version; returns the version it was deleted at. */
