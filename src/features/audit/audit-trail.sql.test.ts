@@ -98,6 +98,32 @@ describe.each(storageModes())('audit trail search over batches on %s', (mode) =>
     expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).toMatchObject({ ok: true, sealed: 134, pending: 0 });
   });
 
+  it('records arriving while batches are written wait for the next flush: full batches, not one row per few records', async () => {
+    const t = await srv.newTenant();
+    // Each batch insert takes 20 ms longer, so records keep arriving while one is written.
+    const slow = { ...srv.deps.db, autocommit: (async (tenantId, fn) => {
+      await new Promise((r) => setTimeout(r, 20));
+      return srv.deps.db.autocommit(tenantId, fn);
+    }) as typeof srv.deps.db.autocommit };
+    const auditor = createAuditor({ db: slow, key: srv.deps.audit.key, log: createLogger('silent'), mode: 'batched', flushMs: 1000 });
+    const read = () => auditor.record({ tenantId: t, principal: { sub: 'busy', roles: new Set(['staff']) }, requestId: randomUUID() }, { action: 'read', resourceType: 'Patient', resourceId: patients[1]!, patientId: patients[1]! }, new Date());
+    for (let i = 0; i < 10; i++) await read();
+    const first = auditor.flush(); // still writing while 1,050 more arrive
+    for (let i = 0; i < 1050; i++) await read();
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      await read();
+    }
+    await first;
+    await auditor.close();
+    expect(auditor.stats()).toMatchObject({ pending: 0, written: 1065, failedFlushes: 0 });
+    const counts = await srv.deps.db.withOwner((s) => s.query<{ n: number }>('select record_count as n from audit_event_batches where tenant_id = $1 order by first_id', [t]));
+    // The first flush took the 10 and the record pushed before it ran; the flush queued at the
+    // 1,000th waited for it and took all 1,049 then pending; close() wrote the last 5. (Ids within
+    // one millisecond do not order batches by time, hence sorted.)
+    expect(counts.map((c) => c.n).sort((a, b) => a - b)).toEqual([5, 11, 49, 1000]);
+  });
+
   it('a flush holding more than ten minutes of records (held through an outage) is stored as batches of at most ten minutes each', async () => {
     const t = await srv.newTenant();
     const auditor = createAuditor({ db: srv.deps.db, key: srv.deps.audit.key, log: createLogger('silent'), mode: 'batched', flushMs: 1000 });

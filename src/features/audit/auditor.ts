@@ -182,7 +182,10 @@ export function createAuditor(o: AuditorOptions): Auditor {
       }
       const r = unsigned(who, e, at);
       pending.push({ tenantId: r.tenantId, id: r.id, patientId: r.patientId, actorSub: r.actorSub, element: signedElement(o.key, r) });
-      if (pending.length >= MAX_BATCH_RECORDS) void flush();
+      // Once per batch's worth: the flush queued here takes every record pending when it runs.
+      // (Queuing one per record past the mark, while an earlier flush was still writing, queued
+      // hundreds of flushes that each wrote the few records arriving meanwhile as a batch row.)
+      if (pending.length === MAX_BATCH_RECORDS) void flush();
       else schedule();
     },
     flush,
