@@ -185,6 +185,17 @@ export async function recordsByTxid(q: Querier, tenantId: string, from: string, 
 }
 
 /**
+ * A batch's records' ids and HMACs (alias e): from its arrays (migration 0013), or, in a row
+ * written before them, from its records. The second branch's condition names only the batch, so
+ * it is checked once per batch, and a batch with arrays never has its JSON read.
+ */
+const SEAL_ITEMS = sql.raw(`cross join lateral (
+    select u.id, u.hmac from unnest(b.record_ids, b.record_hmacs) as u(id, hmac)
+    union all
+    select r.id, r.hmac from carebase_audit_batch_records(b.records) r where b.record_ids is null
+  ) e`);
+
+/**
  * The ids and HMACs of the records of transactions in the range, in (txid, id) order, at most
  * `limit`: what the sealer seals. Of the batches, only as many are read as can hold the first
  * `limit` records (by their record counts, in transaction order), not every batch in the range.
@@ -199,7 +210,7 @@ export async function sealCandidates(q: Querier, tenantId: string, range: SQL, l
           join (select id from (select id, sum(record_count) over (order by txid, id) - record_count as before
                   from audit_event_batches where tenant_id = ${tenantId} and ${range}) c where before < ${limit}) chosen
             on b.tenant_id = ${tenantId} and b.id = chosen.id
-          ${EXPANDED}
+          ${SEAL_ITEMS}
           order by b.txid, e.id limit ${limit})
       ) x order by x.txid, x.id limit ${limit}`),
   );

@@ -55,6 +55,7 @@ interface PendingRecord {
   patientId: string | null;
   actorSub: string;
   element: string;
+  hmac: string;
 }
 
 /** Records of one tenant, in id order, stored as one batch row; its id is its first record's, so a retry that follows a lost acknowledgement conflicts. */
@@ -70,9 +71,10 @@ function insertBatch(b: Batch) {
     if (r.patientId !== null) patients.add(r.patientId);
     actors.add(r.actorSub);
   }
-  return sql`insert into audit_event_batches (tenant_id, id, first_id, last_id, patient_ids, actor_subs, record_count, records)
+  return sql`insert into audit_event_batches (tenant_id, id, first_id, last_id, patient_ids, actor_subs, record_count, records, record_ids, record_hmacs)
     values (${b.tenantId}, ${b.rows[0]!.id}::uuid, ${b.rows[0]!.id}::uuid, ${b.rows.at(-1)!.id}::uuid, ${param([...patients])}::uuid[],
-      ${param([...actors])}::text[], ${b.rows.length}, ${`[${b.rows.map((r) => r.element).join(',')}]`}::json)
+      ${param([...actors])}::text[], ${b.rows.length}, ${`[${b.rows.map((r) => r.element).join(',')}]`}::json,
+      ${param(b.rows.map((r) => r.id))}::uuid[], ${param(b.rows.map((r) => r.hmac))}::text[])
     on conflict do nothing`;
 }
 
@@ -181,7 +183,7 @@ export function createAuditor(o: AuditorOptions): Auditor {
         return;
       }
       const r = unsigned(who, e, at);
-      pending.push({ tenantId: r.tenantId, id: r.id, patientId: r.patientId, actorSub: r.actorSub, element: signedElement(o.key, r) });
+      pending.push({ tenantId: r.tenantId, id: r.id, patientId: r.patientId, actorSub: r.actorSub, ...signedElement(o.key, r) });
       // Once per batch's worth: the flush queued here takes every record pending when it runs.
       // (Queuing one per record past the mark, while an earlier flush was still writing, queued
       // hundreds of flushes that each wrote the few records arriving meanwhile as a batch row.)

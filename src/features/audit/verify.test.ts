@@ -243,21 +243,35 @@ describe.each(storageModes())('audit verification of batched read records on %s'
   });
   afterAll(() => srv?.close());
 
-  /** A patient created and read three times: the reads are one batch row (one flush), sealed after the create. */
-  async function batchedTenant(): Promise<{ tenant: string; reads: string[] }> {
+  /** A patient created and read three times: the reads are one batch row (one flush), not sealed yet. */
+  async function flushedBatch(): Promise<{ tenant: string; reads: string[] }> {
     const tenant = await srv.newTenant();
     const api = await clientAs(srv, tenant, 'clinician');
     const p = await api('POST', '/v1/patients', { body: patientInput() });
     for (let i = 0; i < 3; i++) expect((await api('GET', `/v1/patients/${p.body.id}`)).status).toBe(200);
     await srv.deps.audit.flush();
-    const [batch] = await srv.deps.db.withOwner((s) => s.query<{ ids: string[] }>(
-      `select array(select r->>1 from json_array_elements(records) r) as ids from audit_event_batches where tenant_id = $1`, [tenant]));
+    const [batch] = await srv.deps.db.withOwner((s) => s.query<{ ids: string[]; hmacs: string[]; record_ids: string[]; record_hmacs: string[] }>(
+      `select array(select r->>1 from json_array_elements(records) r) as ids, array(select r->>15 from json_array_elements(records) r) as hmacs,
+         record_ids::text[] as record_ids, record_hmacs from audit_event_batches where tenant_id = $1`, [tenant]));
     expect(batch!.ids).toHaveLength(3);
+    // The copy the sealer reads (migration 0013) is the records' ids and HMACs, in their order.
+    expect(batch!.record_ids).toEqual(batch!.ids);
+    expect(batch!.record_hmacs).toEqual(batch!.hmacs);
+    return { tenant, reads: [...batch!.ids].sort() };
+  }
+  async function sealed(tenant: string): Promise<void> {
     await waitFor(async () => {
       await sealTenant(srv.deps.db, srv.deps.audit.key, tenant, new Date());
-      return (await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)).ok && ((await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant)) as { sealed: number }).sealed === 4;
+      const r = await verifyTenant(srv.deps.db, srv.deps.audit.key, tenant);
+      return !r.ok || r.pending === 0;
     }, 10_000, () => 'all four records sealed');
-    return { tenant, reads: [...batch!.ids].sort() };
+  }
+  /** As flushedBatch, and sealed. */
+  async function batchedTenant(): Promise<{ tenant: string; reads: string[] }> {
+    const b = await flushedBatch();
+    await sealed(b.tenant);
+    expect(await verify(b.tenant)).toMatchObject({ ok: true, sealed: 4 });
+    return b;
   }
   const verify = (tenant: string) => verifyTenant(srv.deps.db, srv.deps.audit.key, tenant);
   /** The batch's array index of the record with this id (element 1 of a record is its id, 3 its actor; see migration 0010). */
@@ -289,6 +303,20 @@ describe.each(storageModes())('audit verification of batched read records on %s'
       jsonb_set(jsonb_set(records::jsonb->0, '{1}', '"${forged}"'), '{15}', '"Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5"')))::json where tenant_id = '${tenant}'`);
     expect(reads).not.toContain(forged);
     expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'inserted', eventId: forged });
+  });
+
+  it('a batch row written before its id and HMAC arrays existed is sealed from its records and verifies', async () => {
+    const { tenant } = await flushedBatch();
+    await tamper(srv.deps.db, `update audit_event_batches set record_ids = null, record_hmacs = null where tenant_id = '${tenant}'`);
+    await sealed(tenant);
+    expect(await verify(tenant)).toMatchObject({ ok: true, sealed: 4, pending: 0 });
+  });
+
+  it('arrays changed before sealing are not believed: the seal built from them fails verification', async () => {
+    const { tenant } = await flushedBatch();
+    await tamper(srv.deps.db, `update audit_event_batches set record_hmacs[2] = 'Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5' where tenant_id = '${tenant}'`);
+    await sealed(tenant);
+    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'altered', position: 1 });
   });
 
   it('a whole batch deleted: removed, naming its first record', async () => {
