@@ -28,6 +28,7 @@ import { realtimeRoutes } from './http/realtime/realtime.plugin.js';
 import { registerRequestContext, requestIdOf } from './http/request-context.js';
 import { registerTracing } from './http/tracing.js';
 import { coercingAjv, strictAjv } from './platform/validation.js';
+import { registerRouteOf } from './http/route.js';
 
 export const API_VERSION = '1.0.0';
 
@@ -55,6 +56,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
 
   registerErrorHandling(app);
+  registerRouteOf(app);
   // First of the request hooks, so that the request's span covers all the others.
   registerTracing(app);
   // JSON parsers (with the depth limit, for application/json and merge-patch), headers, CORS.

@@ -154,6 +154,7 @@ describe.each(storageModes())('authentication on %s', (mode) => {
     await expect401(`Bearer ${await sign({ roles: 'admin' })}`, 'roles as string');
     await expect401(`Bearer ${await sign({ roles: [1] })}`, 'roles with a number');
     await expect401(`Bearer ${await sign({ sub: '' })}`, 'empty sub');
+    for (const sub of ['nul\u0000inside', 'line\nbreak', 'tab\there', 'del\u007f']) await expect401(`Bearer ${await sign({ sub })}`, `sub ${JSON.stringify(sub)}`);
   });
 
   it('role patient without a (valid) patient_id → 401', async () => {

@@ -59,9 +59,13 @@ async function verifyToken(o: VerifierOptions, token: string): Promise<{ princip
   return { principal: principalFromClaims(payload), exp: payload.exp! };
 }
 
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 function principalFromClaims(c: JWTPayload): Principal {
   const bad = (what: string) => new AppError('UNAUTHENTICATED', `The token's ${what} claim is missing or invalid`);
-  if (typeof c.sub !== 'string' || c.sub.length === 0 || c.sub.length > 255) throw bad('sub');
+  // The subject is stored as the actor of audit records and writes: no control characters (a NUL
+  // cannot be stored in a PostgreSQL text at all).
+  if (typeof c.sub !== 'string' || c.sub.length === 0 || c.sub.length > 255 || CONTROL.test(c.sub)) throw bad('sub');
   if (typeof c.tenant !== 'string' || !TENANT_ID_PATTERN.test(c.tenant)) throw bad('tenant');
   if (!Array.isArray(c.roles) || c.roles.some((r) => typeof r !== 'string')) throw bad('roles');
   // Roles this service does not know are ignored rather than rejected: an identity provider may

@@ -6,6 +6,7 @@ import type { Verifier } from '../auth/verifier.js';
 import { AppError } from '../errors.js';
 import type { TenantDirectory } from '../features/tenants/tenants.service.js';
 import { dispatchedPrincipal } from './realtime/dispatch.js';
+import { routeOf } from './route.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,8 +24,9 @@ const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/;
 export function registerAuth(app: FastifyInstance, verify: Verifier, tenants: TenantDirectory) {
   app.decorateRequest('principal', null);
   app.addHook('onRequest', async (request) => {
-    const url = request.routeOptions.url;
-    if (url === undefined || !url.startsWith('/v1/') || request.routeOptions.config.public) return;
+    const route = routeOf(request);
+    const url = route.url;
+    if (url === undefined || !url.startsWith('/v1/') || route.config.public) return;
     // A request dispatched for a WebSocket connection (a write sent over /v1/ws) acts as that
     // connection's principal, authenticated when it connected (src/http/realtime/dispatch.ts).
     const dispatched = dispatchedPrincipal(request);
@@ -32,7 +34,7 @@ export function registerAuth(app: FastifyInstance, verify: Verifier, tenants: Te
       request.principal = dispatched;
       return;
     }
-    const own = request.routeOptions.config.authenticate;
+    const own = route.config.authenticate;
     request.principal = await (own ? own(request) : authenticate(request, verify, tenants));
   });
 }

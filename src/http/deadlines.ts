@@ -12,6 +12,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { AppError } from '../errors.js';
 import { sendError } from './error-handler.js';
+import { routeOf } from './route.js';
 
 interface Entry {
   reply: FastifyReply;
@@ -55,7 +56,7 @@ export function registerDeadlines(app: FastifyInstance, timeoutMs: number): void
   // Declared on every reply (one shape for all), set on those with a deadline.
   app.decorateReply(ENTRY, undefined);
   app.addHook('onRequest', (request, reply: Tracked, done) => {
-    const url = request.routeOptions.url;
+    const url = routeOf(request).url;
     if (url !== undefined && !STREAMS(url)) {
       const e: Entry = { reply, deadline: Date.now() + timeoutMs, prev: tail, next: undefined };
       if (tail) tail.next = e;

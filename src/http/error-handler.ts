@@ -5,6 +5,7 @@ import { AppError, envelope } from '../errors.js';
 import { isDatabaseUnavailable, pgError } from '../platform/db/errors.js';
 import { reportRequestError } from '../platform/error-tracking/index.js';
 import { formatErrors } from '../platform/validation.js';
+import { routeOf } from './route.js';
 
 const FRAMEWORK: Record<string, () => AppError> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: () => new AppError('UNSUPPORTED_MEDIA_TYPE', 'Send application/json (or application/merge-patch+json for PATCH)'),
@@ -45,7 +46,7 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, err: unk
     // To the error tracker, when one runs (INTERNAL only): the route template and ids, never the URL, headers or body.
     reportRequestError(err, {
       method: request.method,
-      route: request.routeOptions.url ?? '(unmatched)',
+      route: routeOf(request).url ?? '(unmatched)',
       requestId: request.id,
       status: appErr.status,
       code: appErr.code,

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { AppError } from '../errors.js';
 import { IdempotentReplay, type IdempotencyClaim, type StoredResponse } from '../features/idempotency/idempotency.js';
+import { routeOf } from './route.js';
 
 const KEY = /^[\x20-\x7E]{1,255}$/;
 const METHODS = new Set(['POST', 'PATCH']);
@@ -31,7 +32,7 @@ export function idempotencyClaimOf(request: FastifyRequest, respond: (result: un
     throw new AppError('MALFORMED_REQUEST', 'Idempotency-Key must be 1-255 printable ASCII characters');
   }
   const fingerprint = createHash('sha256')
-    .update(canonical({ m: request.method, r: request.routeOptions.url, p: request.params, b: request.body }))
+    .update(canonical({ m: request.method, r: routeOf(request).url, p: request.params, b: request.body }))
     .digest('hex');
   return { key, fingerprint, respond };
 }

@@ -9,11 +9,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Deps } from '../container.js';
 import { AppError } from '../errors.js';
 import { bearerMatches } from './metrics-server.js';
+import { routeOf } from './route.js';
 
 export function registerMetrics(app: FastifyInstance, deps: Deps): void {
   const m = deps.metrics;
   app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
+    const route = routeOf(request).url ?? 'unmatched';
     const status = reply.statusCode;
     m.httpDuration.observe({ method: request.method, route, status: String(status) }, reply.elapsedTime / 1000);
     deps.performance.observe(request.method, route, status, reply.elapsedTime);

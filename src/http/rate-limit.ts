@@ -12,6 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Deps } from '../container.js';
 import { AppError } from '../errors.js';
 import { createRateLimiters, type RateLimitGroup, type Verdict } from '../platform/ratelimit/limiters.js';
+import { routeOf } from './route.js';
 
 export function groupOf(method: string, url: string): RateLimitGroup {
   if (url === '/v1/events' || url === '/v1/ws') return 'REALTIME';
@@ -36,48 +37,59 @@ export async function registerRateLimits(app: FastifyInstance, deps: Deps): Prom
   // IPs this instance has seen fail authentication recently (bounded; oldest forgotten first).
   const failing = new Map<string, number>();
   const authWindowMs = deps.config.rateLimits.AUTH.durationSeconds * 1000;
-  const limited = (request: FastifyRequest) => request.routeOptions.url?.startsWith('/v1/') === true;
+  const limited = (request: FastifyRequest) => routeOf(request).url?.startsWith('/v1/') === true;
   app.addHook('onClose', () => limiters.close());
 
+  // Callback hooks with synchronous fast paths: a request that needs no lookup (nearly all of
+  // them) costs no promise and no microtask here.
   return {
     // Before authentication: an IP whose failed attempts are spent is refused without checking its token.
     beforeAuth() {
-      app.addHook('onRequest', async (request, reply) => {
-        if (!limited(request)) return;
+      app.addHook('onRequest', (request, reply, done) => {
+        if (!limited(request)) return done();
         const since = failing.get(request.ip);
-        if (since === undefined) return;
+        if (since === undefined) return done();
         if (Date.now() - since > authWindowMs) {
           failing.delete(request.ip);
-          return;
+          return done();
         }
-        const v = await limiters.peek('AUTH', `ip:${request.ip}`);
-        if (!v.allowed) {
+        limiters.peek('AUTH', `ip:${request.ip}`).then((v) => {
+          if (v.allowed) return done();
           setHeaders(reply, v);
           rejections.inc({ group: 'AUTH' });
-          throw refused(v);
-        }
+          done(refused(v));
+        }, done);
       });
-      app.addHook('onResponse', async (request) => {
-        if (request.errorCode !== 'UNAUTHENTICATED' || !limited(request)) return;
+      app.addHook('onResponse', (request, _reply, done) => {
+        if (request.errorCode !== 'UNAUTHENTICATED' || !limited(request)) return done();
         failing.delete(request.ip);
         failing.set(request.ip, Date.now());
         if (failing.size > 10_000) failing.delete(failing.keys().next().value!);
-        await limiters.consume('AUTH', `ip:${request.ip}`).catch((err: unknown) => request.log.warn({ err }, 'rate limit: counting a failed authentication failed'));
+        limiters.consume('AUTH', `ip:${request.ip}`).then(
+          () => done(),
+          (err: unknown) => {
+            request.log.warn({ err }, 'rate limit: counting a failed authentication failed');
+            done();
+          },
+        );
       });
     },
     // After authentication: the request's own group, by user when there is one.
     afterAuth() {
-      app.addHook('onRequest', async (request, reply) => {
-        const url = request.routeOptions.url;
-        if (url === undefined || !limited(request)) return;
+      app.addHook('onRequest', (request, reply, done) => {
+        const url = routeOf(request).url;
+        if (url === undefined || !limited(request)) return done();
         const group = groupOf(request.method, url);
         const key = request.principal ? `t:${request.principal.tenantId}:u:${request.principal.sub}` : `ip:${request.ip}`;
-        const v = await limiters.consume(group, key);
-        setHeaders(reply, v);
-        if (!v.allowed) {
+        const answer = (v: Verdict) => {
+          setHeaders(reply, v);
+          if (v.allowed) return done();
           rejections.inc({ group });
-          throw refused(v);
-        }
+          done(refused(v));
+        };
+        const leased = limiters.consumeLeased(group, key);
+        if (leased) answer(leased);
+        else limiters.consume(group, key).then(answer, done);
       });
     },
   };

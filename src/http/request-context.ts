@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors.js';
+import { routeOf } from './route.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -44,4 +45,4 @@ export function registerRequestContext(app: FastifyInstance) {
   });
 }
 
-const routeTemplate = (request: FastifyRequest) => request.routeOptions.url ?? '(unmatched)';
+const routeTemplate = (request: FastifyRequest) => routeOf(request).url ?? '(unmatched)';

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { tagWithTrace, type Logger } from '../platform/log.js';
 import { startServerSpan, tracingEnabled, type ServerSpan, type TraceContext } from '../platform/tracing/tracing.js';
+import { routeOf } from './route.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -43,7 +44,7 @@ export function registerTracing(app: FastifyInstance): void {
     const span = request[SERVER_SPAN];
     if (!span) return;
     request[SERVER_SPAN] = undefined;
-    const route = request.routeOptions.url;
+    const route = routeOf(request).url;
     span.end(
       route ? `${request.method} ${route}` : request.method,
       { ...(route ? { 'http.route': route } : {}), ...(status === undefined ? { 'carebase.aborted': true } : { 'http.response.status_code': status }) },

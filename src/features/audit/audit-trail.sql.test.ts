@@ -124,6 +124,30 @@ describe.each(storageModes())('audit trail search over batches on %s', (mode) =>
     expect(counts.map((c) => c.n).sort((a, b) => a - b)).toEqual([5, 11, 49, 1000]);
   });
 
+  it('stores any text a record holds exactly: multi-byte characters, quotes, separators, the words NULL and null', async () => {
+    const t = await srv.newTenant();
+    const auditor = createAuditor({ db: srv.deps.db, key: srv.deps.audit.key, log: createLogger('silent'), mode: 'batched', flushMs: 1000 });
+    const texts = ['Mozilla/5.0 (Ünïcödé; 日本語) 🏥', 'quote " backslash \\ comma , braces {} [] ]', 'NULL', 'null', 'escape-looking text \\u0041 stays text', ' leading and trailing space ', 'زه‌ ا‌ی', 'a\tb'];
+    const ids: string[] = [];
+    for (const [i, text] of texts.entries()) {
+      await auditor.record({ tenantId: t, principal: { sub: text, roles: new Set(['staff']) }, requestId: `r-${i}`, client: { ip: '::1', userAgent: text } },
+        { action: 'read', resourceType: 'Patient', resourceId: patients[0]!, patientId: patients[0]!, detail: { note: text } }, new Date());
+    }
+    await auditor.close();
+    expect(auditor.stats()).toMatchObject({ pending: 0, written: texts.length });
+    const rows = await srv.deps.db.read(t, (q) => searchTrail(q, t, {}, { limit: 100 }));
+    expect(rows.map((r) => r.requestId).sort()).toEqual(texts.map((_, i) => `r-${i}`).sort());
+    for (const r of rows) {
+      const text = texts[Number(r.requestId!.slice(2))]!;
+      expect({ sub: r.actorSub, ua: r.userAgent, detail: r.detail }).toEqual({ sub: text, ua: text, detail: { note: text } });
+      ids.push(r.id);
+    }
+    // Sealed from the batch's id and HMAC arrays, verified from its records: the two agree.
+    await sealTenant(srv.deps.db, srv.deps.audit.key, t, new Date());
+    expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, t)).toMatchObject({ ok: true, sealed: texts.length, pending: 0 });
+    expect(ids).toHaveLength(texts.length);
+  });
+
   it('a flush holding more than ten minutes of records (held through an outage) is stored as batches of at most ten minutes each', async () => {
     const t = await srv.newTenant();
     const auditor = createAuditor({ db: srv.deps.db, key: srv.deps.audit.key, log: createLogger('silent'), mode: 'batched', flushMs: 1000 });

@@ -24,6 +24,13 @@ export interface Verdict {
 export interface RateLimiters {
   /** Takes one point of `key` in `group`. */
   consume(group: RateLimitGroup, key: string): Promise<Verdict>;
+  /**
+   * Takes one point of `key` in `group` from this instance's lease of it, without waiting: what
+   * consume() would answer, when the lease has a point left and no take from Redis is in flight;
+   * otherwise undefined, and the caller calls consume(). (Most requests of a busy client: no
+   * promise, no microtask.)
+   */
+  consumeLeased(group: RateLimitGroup, key: string): Verdict | undefined;
   /** Whether `key` has a point left in `group`, without taking one. */
   peek(group: RateLimitGroup, key: string): Promise<Verdict>;
   stats(): { fallbacks: number; rejections: Record<RateLimitGroup, number> };
@@ -105,16 +112,27 @@ export function createRateLimiters(o: RateLimitersOptions): RateLimiters {
   const chunkOf = (group: RateLimitGroup) => Math.min(MAX_CHUNK, Math.max(1, Math.floor(o.limits[group].points / 100)));
   const lastRemaining = new Map<string, number>();
 
+  /** A point of the lease `id`, if it has one left in its window. */
+  function spendLease(id: string, points: number, now: number): Verdict | undefined {
+    const lease = leases.get(id);
+    if (!lease || lease.left <= 0 || now >= lease.resetAt) return undefined;
+    lease.left--;
+    return { allowed: true, limit: points, remaining: lease.remaining + lease.left, resetSeconds: Math.max(1, Math.ceil((lease.resetAt - now) / 1000)) };
+  }
+
+  function consumeLeased(group: RateLimitGroup, key: string): Verdict | undefined {
+    if (!limiters[group].shared) return undefined;
+    const id = `${group}:${key}`;
+    return taking.has(id) ? undefined : spendLease(id, limiters[group].points, Date.now());
+  }
+
   async function consumeShared(group: RateLimitGroup, key: string, shared: RateLimiterAbstract): Promise<Verdict> {
     const points = limiters[group].points;
     const id = `${group}:${key}`;
     for (let pending = taking.get(id); pending; pending = taking.get(id)) await pending.catch(() => {});
     const now = Date.now();
-    const lease = leases.get(id);
-    if (lease && lease.left > 0 && now < lease.resetAt) {
-      lease.left--;
-      return { allowed: true, limit: points, remaining: lease.remaining + lease.left, resetSeconds: Math.max(1, Math.ceil((lease.resetAt - now) / 1000)) };
-    }
+    const spent = spendLease(id, points, now);
+    if (spent) return spent;
     leases.delete(id);
     const chunk = chunkOf(group);
     const take = chunk > 1 && (lastRemaining.get(id) ?? 0) > chunk ? chunk : 1;
@@ -175,6 +193,7 @@ export function createRateLimiters(o: RateLimitersOptions): RateLimiters {
 
   return {
     consume,
+    consumeLeased,
     peek,
     stats: () => ({ fallbacks: counts.fallbacks, rejections: { ...counts.rejections } }),
     connected(timeoutMs) {

@@ -23,3 +23,11 @@ ALTER TABLE audit_event_batches
 ALTER TABLE audit_event_batches
   ALTER COLUMN record_ids SET STORAGE EXTERNAL,
   ALTER COLUMN record_hmacs SET STORAGE EXTERNAL;
+-- A seal's list of record ids (up to a few thousand uuids) was compressed with pglz; lz4 where the
+-- server has it, as for the batches' records (0010).
+DO $$
+BEGIN
+  ALTER TABLE audit_seals ALTER COLUMN event_ids SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+  NULL;
+END $$;
