@@ -196,24 +196,74 @@ const SEAL_ITEMS = sql.raw(`cross join lateral (
   ) e`);
 
 /**
- * The ids and HMACs of the records of transactions in the range, in (txid, id) order, at most
- * `limit`: what the sealer seals. Of the batches, only as many are read as can hold the first
- * `limit` records (by their record counts, in transaction order), not every batch in the range.
+ * The records (txid, id, hmac) of transactions in the range as a derived table (alias s), every
+ * one, or with `limit` the first `limit` in (txid, id) order: of the batches, only as many are then
+ * read as can hold them (by their record counts, in transaction order), not every batch in the range.
  */
-export async function sealCandidates(q: Querier, tenantId: string, range: SQL, limit: number): Promise<{ txid: string; id: string; hmac: string }[]> {
-  return rowsOf<{ txid: string; id: string; hmac: string }>(
-    await q.execute(sql`select txid::text as txid, id::text as id, hmac from (
-        (select e.txid, e.id, e.hmac from audit_events e
-          where e.tenant_id = ${tenantId} and ${range} order by e.txid, e.id limit ${limit})
-        union all
-        (select b.txid, e.id, e.hmac from audit_event_batches b
-          join (select id from (select id, sum(record_count) over (order by txid, id) - record_count as before
-                  from audit_event_batches where tenant_id = ${tenantId} and ${range}) c where before < ${limit}) chosen
-            on b.tenant_id = ${tenantId} and b.id = chosen.id
-          ${SEAL_ITEMS}
-          order by b.txid, e.id limit ${limit})
-      ) x order by x.txid, x.id limit ${limit}`),
+function sealItems(tenantId: string, range: SQL, limit?: number): SQL {
+  const first = limit === undefined ? sql.raw('') : sql` limit ${limit}`;
+  const chosen = limit === undefined
+    ? sql`select id from audit_event_batches where tenant_id = ${tenantId} and ${range}`
+    : sql`select id from (select id, sum(record_count) over (order by txid, id) - record_count as before
+        from audit_event_batches where tenant_id = ${tenantId} and ${range}) c where before < ${limit}`;
+  return sql`(select x.txid, x.id, x.hmac from (
+      (select e.txid, e.id, e.hmac from audit_events e where e.tenant_id = ${tenantId} and ${range} order by e.txid, e.id${first})
+      union all
+      (select b.txid, e.id, e.hmac from audit_event_batches b join (${chosen}) chosen on b.tenant_id = ${tenantId} and b.id = chosen.id
+        ${SEAL_ITEMS} order by b.txid, e.id${first})
+    ) x order by x.txid, x.id${first}) s`;
+}
+
+/**
+ * Where a seal of at most `limit` records may end: how many records the range holds (up to
+ * limit + 1), the transaction of the one after the first `limit`, and the first transaction.
+ * Answered in the database: no record travels to the sealer.
+ */
+export async function sealExtent(q: Querier, tenantId: string, range: SQL, limit: number): Promise<{ count: number; firstTxid: string | null; nextTxid: string | null }> {
+  const [row] = rowsOf<{ n: number; first: string | null; next: string | null }>(
+    await q.execute(sql`select count(*)::int as n, min(s.txid)::text as first, (array_agg(s.txid::text order by s.txid, s.id))[${limit + 1}] as next
+      from ${sealItems(tenantId, range, limit + 1)}`),
   );
+  return { count: Number(row?.n ?? 0), firstTxid: row?.first ?? null, nextTxid: row?.next ?? null };
+}
+
+/**
+ * The count and digest (chain.ts, digestOf: SHA-256 over "id:hmac\n" lines in (txid, id) order,
+ * base64url) of every record in the range, computed by the database.
+ */
+export async function sealDigest(q: Querier, tenantId: string, range: SQL): Promise<{ count: number; digest: string }> {
+  const [row] = rowsOf<{ n: number; digest: string | null }>(
+    await q.execute(sql`select count(*)::int as n,
+        rtrim(translate(encode(sha256(convert_to(string_agg(s.id::text || ':' || s.hmac || E'\\n', '' order by s.txid, s.id), 'UTF8')), 'base64'), '+/', '-_'), '=') as digest
+      from ${sealItems(tenantId, range)}`),
+  );
+  return { count: Number(row?.n ?? 0), digest: row?.digest ?? '' };
+}
+
+export interface SealRow {
+  tenantId: string;
+  position: number;
+  fromTxid: string;
+  toTxid: string;
+  count: number;
+  digest: string;
+  hash: string;
+  sealedAt: Date;
+}
+
+/**
+ * Appends the seal of the records in the range, listing their ids in (txid, id) order as the
+ * database reads them again; only if it still counts `count` of them (it must: every transaction
+ * in a range has ended). Whether it was written.
+ */
+export async function insertSeal(q: Querier, range: SQL, s: SealRow): Promise<boolean> {
+  const r = rowsOf<{ position: string }>(
+    await q.execute(sql`insert into audit_seals (tenant_id, position, from_txid, to_txid, event_ids, digest, hash, sealed_at)
+      select ${s.tenantId}, ${s.position}, ${s.fromTxid}::xid8, ${s.toTxid}::xid8, array_agg(s.id order by s.txid, s.id), ${s.digest}, ${s.hash}, ${s.sealedAt.toISOString()}::timestamptz
+      from ${sealItems(s.tenantId, range)} having count(*) = ${s.count}
+      returning position::text as position`),
+  );
+  return r.length === 1;
 }
 
 /** Whether the tenant's trail holds a record with this id anywhere. */

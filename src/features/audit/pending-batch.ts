@@ -13,12 +13,16 @@ import { BATCH_SPAN_MS } from './audit.table.js';
 /** Records per batch row at most. */
 export const MAX_BATCH_RECORDS = 1000;
 
-/** A growing UTF-8 text: appends without reallocating each time, one string at the end. */
+/**
+ * A growing UTF-8 text: appends without reallocating each time, one flat string at the end (a
+ * string made by concatenation would be flattened, i.e. copied, again when the driver sends it).
+ */
 class TextBuilder {
   private buf: Buffer;
   private length = 0;
-  constructor(capacity: number) {
+  constructor(capacity: number, start: string) {
     this.buf = Buffer.allocUnsafe(capacity);
+    this.append(start);
   }
   append(s: string): void {
     const needed = this.length + Buffer.byteLength(s);
@@ -29,7 +33,9 @@ class TextBuilder {
     }
     this.length += this.buf.write(s, this.length, 'utf8');
   }
-  text(): string {
+  /** The text with `end` appended: once, when the batch closes. */
+  end(end: string): string {
+    this.append(end);
     return this.buf.toString('utf8', 0, this.length);
   }
 }
@@ -59,9 +65,9 @@ export class PendingBatch {
   private readonly patients = new Set<string>();
   private readonly actors = new Set<string>();
   // Small to start (a quiet tenant's batch holds a few records), doubling as needed.
-  private readonly records = new TextBuilder(16 * 1024);
-  private readonly ids = new TextBuilder(2 * 1024);
-  private readonly hmacs = new TextBuilder(2 * 1024);
+  private readonly records = new TextBuilder(16 * 1024, '[');
+  private readonly ids = new TextBuilder(2 * 1024, '{');
+  private readonly hmacs = new TextBuilder(2 * 1024, '{');
 
   constructor(readonly tenantId: string) {}
 
@@ -103,9 +109,9 @@ export class PendingBatch {
       count: this.count,
       patientIds: [...this.patients],
       actorSubs: [...this.actors],
-      records: `[${this.records.text()}]`,
-      ids: `{${this.ids.text()}}`,
-      hmacs: `{${this.hmacs.text()}}`,
+      records: this.records.end(']'),
+      ids: this.ids.end('}'),
+      hmacs: this.hmacs.end('}'),
     };
   }
 }

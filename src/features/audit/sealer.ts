@@ -16,12 +16,12 @@
 //
 // As what: the application role with the tenant set, like every other write; it may INSERT into
 // audit_seals but not UPDATE or DELETE it.
-import { param, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { rowsOf, type Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
 import type { AuditKey } from './audit-record.js';
-import { sealCandidates } from './audit-trail.sql.js';
-import { digestOf, FIRST_TXID, genesisOf, SEAL_BATCH, sealHash, sealLockName } from './chain.js';
+import { insertSeal, sealDigest, sealExtent } from './audit-trail.sql.js';
+import { FIRST_TXID, genesisOf, SEAL_BATCH, sealHash, sealLockName } from './chain.js';
 
 export interface SealOptions {
   /** Records per seal (a transaction's records are never split across seals). */
@@ -61,29 +61,26 @@ export async function sealTenant(db: Db, key: AuditKey, tenantId: string, now: D
     // Only after a logical restore into another cluster (transaction ids restart): new records
     // would fall into sealed ranges. See README (Sealing).
     if (BigInt(horizon) < BigInt(from)) throw new Error(`transaction ids are below the last seal (${horizon} < ${from}): sealing stopped`);
-    let rows = await sealCandidates(q, tenantId, sql`txid >= ${from}::xid8 and txid < ${horizon}::xid8`, batch + 1);
-    if (rows.length === 0) return { sealed: 0, head, busy: false, more: false };
+    // Where this seal ends: at the horizon, or, with more than `batch` records waiting, before
+    // the first transaction that does not fit, so no transaction spans two seals; one
+    // transaction larger than the batch is sealed whole. Counted, digested and listed by the
+    // database (audit-trail.sql.ts): no record travels to this process.
+    const extent = await sealExtent(q, tenantId, sql`txid >= ${from}::xid8 and txid < ${horizon}::xid8`, batch);
+    if (extent.count === 0) return { sealed: 0, head, busy: false, more: false };
+    const more = extent.count > batch;
     let to = horizon;
-    const more = rows.length > batch;
     if (more) {
-      // Cut before the first transaction that does not fit, so no transaction spans two seals;
-      // one transaction larger than the batch is sealed whole.
-      const cut = rows[batch]!.txid;
-      const fitting = rows.filter((r) => BigInt(r.txid) < BigInt(cut));
-      if (fitting.length > 0) {
-        rows = fitting;
-        to = cut;
-      } else {
-        rows = await sealCandidates(q, tenantId, sql`txid = ${cut}::xid8`, Number.MAX_SAFE_INTEGER);
-        to = (BigInt(cut) + 1n).toString();
-      }
+      const cut = extent.nextTxid!;
+      to = BigInt(extent.firstTxid!) < BigInt(cut) ? cut : (BigInt(cut) + 1n).toString();
     }
+    const range = sql`txid >= ${from}::xid8 and txid < ${to}::xid8`;
+    const { count, digest } = await sealDigest(q, tenantId, range);
     const position = head + 1;
-    const digest = digestOf(rows);
-    const hash = sealHash(key, last?.hash ?? genesisOf(tenantId), { position, fromTxid: from, toTxid: to, count: rows.length, digest });
-    await q.execute(sql`insert into audit_seals (tenant_id, position, from_txid, to_txid, event_ids, digest, hash, sealed_at)
-      values (${tenantId}, ${position}, ${from}::xid8, ${to}::xid8, ${param(rows.map((r) => r.id))}::uuid[], ${digest}, ${hash}, ${now.toISOString()}::timestamptz)`);
-    return { sealed: rows.length, head: position, busy: false, more };
+    const hash = sealHash(key, last?.hash ?? genesisOf(tenantId), { position, fromTxid: from, toTxid: to, count, digest });
+    if (!(await insertSeal(q, range, { tenantId, position, fromTxid: from, toTxid: to, count, digest, hash, sealedAt: now }))) {
+      throw new Error(`audit seal ${position}: the records of its range changed while it was sealed`);
+    }
+    return { sealed: count, head: position, busy: false, more };
   });
 }
 

@@ -1,5 +1,5 @@
 -- A batch row also carries its records' ids and HMACs as arrays, in the records' order: what the
--- sealer reads (audit-trail.sql.ts, sealCandidates).
+-- sealer reads (audit-trail.sql.ts, sealItems).
 --
 -- Sealing needs only each record's id and HMAC, but had to take them out of the records' JSON:
 -- decompress the whole batch, split it into elements and lex each element twice. That was ~10 µs
