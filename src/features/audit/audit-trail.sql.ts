@@ -214,28 +214,28 @@ function sealItems(tenantId: string, range: SQL, limit?: number): SQL {
     ) x order by x.txid, x.id${first}) s`;
 }
 
-/**
- * Where a seal of at most `limit` records may end: how many records the range holds (up to
- * limit + 1), the transaction of the one after the first `limit`, and the first transaction.
- * Answered in the database: no record travels to the sealer.
- */
-export async function sealExtent(q: Querier, tenantId: string, range: SQL, limit: number): Promise<{ count: number; firstTxid: string | null; nextTxid: string | null }> {
-  const [row] = rowsOf<{ n: number; first: string | null; next: string | null }>(
-    await q.execute(sql`select count(*)::int as n, min(s.txid)::text as first, (array_agg(s.txid::text order by s.txid, s.id))[${limit + 1}] as next
-      from ${sealItems(tenantId, range, limit + 1)}`),
-  );
-  return { count: Number(row?.n ?? 0), firstTxid: row?.first ?? null, nextTxid: row?.next ?? null };
-}
+/** SHA-256 over "id:hmac\n" lines in (txid, id) order, base64url: chain.ts's digestOf, computed by the database. */
+const DIGEST = sql.raw(
+  "rtrim(translate(encode(sha256(convert_to(string_agg(s.id::text || ':' || s.hmac || E'\\n', '' order by s.txid, s.id), 'UTF8')), 'base64'), '+/', '-_'), '=')",
+);
 
 /**
- * The count and digest (chain.ts, digestOf: SHA-256 over "id:hmac\n" lines in (txid, id) order,
- * base64url) of every record in the range, computed by the database.
+ * Where a seal of at most `limit` records may end, in one pass over the range's first limit + 1
+ * records: how many there are, the first and last transaction among them, and their digest (the
+ * seal's, when they all fit). Answered in the database: no record travels to the sealer.
  */
+export async function sealExtent(q: Querier, tenantId: string, range: SQL, limit: number): Promise<{ count: number; firstTxid: string | null; lastTxid: string | null; digest: string }> {
+  const [row] = rowsOf<{ n: number; first: string | null; last: string | null; digest: string | null }>(
+    await q.execute(sql`select count(*)::int as n, min(s.txid)::text as first, max(s.txid)::text as last, ${DIGEST} as digest
+      from ${sealItems(tenantId, range, limit + 1)}`),
+  );
+  return { count: Number(row?.n ?? 0), firstTxid: row?.first ?? null, lastTxid: row?.last ?? null, digest: row?.digest ?? '' };
+}
+
+/** The count and digest of every record in the range (a seal cut short of its extent). */
 export async function sealDigest(q: Querier, tenantId: string, range: SQL): Promise<{ count: number; digest: string }> {
   const [row] = rowsOf<{ n: number; digest: string | null }>(
-    await q.execute(sql`select count(*)::int as n,
-        rtrim(translate(encode(sha256(convert_to(string_agg(s.id::text || ':' || s.hmac || E'\\n', '' order by s.txid, s.id), 'UTF8')), 'base64'), '+/', '-_'), '=') as digest
-      from ${sealItems(tenantId, range)}`),
+    await q.execute(sql`select count(*)::int as n, ${DIGEST} as digest from ${sealItems(tenantId, range)}`),
   );
   return { count: Number(row?.n ?? 0), digest: row?.digest ?? '' };
 }
