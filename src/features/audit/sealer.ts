@@ -68,15 +68,11 @@ export async function sealTenant(db: Db, key: AuditKey, tenantId: string, now: D
     const extent = await sealExtent(q, tenantId, sql`txid >= ${from}::xid8 and txid < ${horizon}::xid8`, batch);
     if (extent.count === 0) return { sealed: 0, head, busy: false, more: false };
     const more = extent.count > batch;
-    let to = horizon;
-    let { count, digest } = extent;
-    if (more) {
-      // The record after the first `batch` is the last one read: its transaction is the cut.
-      const cut = extent.lastTxid!;
-      to = BigInt(extent.firstTxid!) < BigInt(cut) ? cut : (BigInt(cut) + 1n).toString();
-      ({ count, digest } = await sealDigest(q, tenantId, sql`txid >= ${from}::xid8 and txid < ${to}::xid8`));
-    }
+    // The record after the first `batch` is the last one read: its transaction is the cut.
+    const cut = extent.lastTxid!;
+    const to = !more ? horizon : BigInt(extent.firstTxid!) < BigInt(cut) ? cut : (BigInt(cut) + 1n).toString();
     const range = sql`txid >= ${from}::xid8 and txid < ${to}::xid8`;
+    const { count, digest } = more ? await sealDigest(q, tenantId, range) : extent;
     const position = head + 1;
     const hash = sealHash(key, last?.hash ?? genesisOf(tenantId), { position, fromTxid: from, toTxid: to, count, digest });
     if (!(await insertSeal(q, range, { tenantId, position, fromTxid: from, toTxid: to, count, digest, hash, sealedAt: now }))) {
