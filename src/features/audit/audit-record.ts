@@ -61,8 +61,8 @@ export function signRecord(key: AuditKey, r: Unsigned): AuditEventRow {
 
 /**
  * A signed record as an element of an audit_event_batches row (migration 0010): its canonical form
- * followed by its key id and HMAC — one string, which is also all a pending record keeps in memory
- * of it, besides the HMAC itself (the batch row's record_hmacs, migration 0013).
+ * followed by its key id and HMAC; and the HMAC alone, for the batch row's record_hmacs (migration
+ * 0013).
  */
 export function signedElement(key: AuditKey, r: Unsigned): { element: string; hmac: string } {
   const text = canonical(r);

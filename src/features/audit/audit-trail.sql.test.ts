@@ -47,7 +47,6 @@ describe.each(storageModes())('audit trail search over batches on %s', (mode) =>
       .map((r) => r.id);
   };
   const paged = async (f: AuditRowFilters, limit: number) => {
-    const ids: string[] = [];
     for (let afterId: string | undefined; ; ) {
       const page = await srv.deps.db.read(tenant, (q) => searchTrail(q, tenant, f, { limit, ...(afterId ? { afterId } : {}) }));
       ids.push(...page.map((r) => r.id));
@@ -128,7 +127,6 @@ describe.each(storageModes())('audit trail search over batches on %s', (mode) =>
     const t = await srv.newTenant();
     const auditor = createAuditor({ db: srv.deps.db, key: srv.deps.audit.key, log: createLogger('silent'), mode: 'batched', flushMs: 1000 });
     const texts = ['Mozilla/5.0 (Ünïcödé; 日本語) 🏥', 'quote " backslash \\ comma , braces {} [] ]', 'NULL', 'null', 'escape-looking text \\u0041 stays text', ' leading and trailing space ', 'زه‌ ا‌ی', 'a\tb'];
-    const ids: string[] = [];
     for (const [i, text] of texts.entries()) {
       await auditor.record({ tenantId: t, principal: { sub: text, roles: new Set(['staff']) }, requestId: `r-${i}`, client: { ip: '::1', userAgent: text } },
         { action: 'read', resourceType: 'Patient', resourceId: patients[0]!, patientId: patients[0]!, detail: { note: text } }, new Date());
@@ -140,12 +138,10 @@ describe.each(storageModes())('audit trail search over batches on %s', (mode) =>
     for (const r of rows) {
       const text = texts[Number(r.requestId!.slice(2))]!;
       expect({ sub: r.actorSub, ua: r.userAgent, detail: r.detail }).toEqual({ sub: text, ua: text, detail: { note: text } });
-      ids.push(r.id);
     }
     // Sealed from the batch's id and HMAC arrays, verified from its records: the two agree.
     await sealTenant(srv.deps.db, srv.deps.audit.key, t, new Date());
     expect(await verifyTenant(srv.deps.db, srv.deps.audit.key, t)).toMatchObject({ ok: true, sealed: texts.length, pending: 0 });
-    expect(ids).toHaveLength(texts.length);
   });
 
   it('a flush holding more than ten minutes of records (held through an outage) is stored as batches of at most ten minutes each', async () => {
