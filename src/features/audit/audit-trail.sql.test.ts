@@ -47,6 +47,7 @@ describe.each(storageModes())('audit trail search over batches on %s', (mode) =>
       .map((r) => r.id);
   };
   const paged = async (f: AuditRowFilters, limit: number) => {
+    const ids: string[] = [];
     for (let afterId: string | undefined; ; ) {
       const page = await srv.deps.db.read(tenant, (q) => searchTrail(q, tenant, f, { limit, ...(afterId ? { afterId } : {}) }));
       ids.push(...page.map((r) => r.id));
