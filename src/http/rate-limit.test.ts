@@ -171,6 +171,21 @@ describe.runIf(storageModes().includes('postgres'))('rate limits across instance
     }
   });
 
+  it('under a high limit a lease holds at most 100 points', async () => {
+    const [x, y] = await Promise.all([startServer('postgres', limits({ READ: 1_000_000 })), startServer('postgres', limits({ READ: 1_000_000 }))]);
+    try {
+      const tenant = await x.newTenant();
+      const viaX = client(x.url, await x.token({ tenant, roles: ['clinician'], sub: 'heavy' }));
+      for (let i = 0; i < 150; i++) expect((await viaX('GET', '/v1/patients')).status).toBe(200);
+      // x took 1 point (no count known yet), then two leases of 100 (1 % of the limit would be
+      // 10,000): 201 of the shared count. y's first request takes one more and reports the rest.
+      const viaY = client(y.url, await y.token({ tenant, roles: ['clinician'], sub: 'heavy' }));
+      expect((await viaY('GET', '/v1/patients')).headers.get('ratelimit-remaining')).toBe(String(1_000_000 - 202));
+    } finally {
+      await Promise.all([x.close(), y.close()]);
+    }
+  });
+
   it('with Redis unreachable the instance still limits (in memory), counts and logs it', async () => {
     const tenant = await down.newTenant();
     const api = client(down.url, await down.token({ tenant, roles: ['clinician'], sub: 'no-redis' }));
