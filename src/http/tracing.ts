@@ -3,7 +3,8 @@
 // has gone out. The span travels on as request.trace (and Ctx.trace), and the request's log lines
 // carry its trace_id and span_id. With tracing off the hooks find no span and do nothing else.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { startServerSpan, traceLogFields, tracingEnabled, type ServerSpan, type TraceContext } from '../platform/tracing/tracing.js';
+import { tagWithTrace, type Logger } from '../platform/log.js';
+import { startServerSpan, tracingEnabled, type ServerSpan, type TraceContext } from '../platform/tracing/tracing.js';
 import { routeOf } from './route.js';
 
 declare module 'fastify' {
@@ -23,7 +24,7 @@ export function registerTracing(app: FastifyInstance): void {
   // not others would give requests two shapes, and every function that touches one slows down.
   app.decorateRequest('trace', undefined);
   app.decorateRequest(SERVER_SPAN, undefined);
-  app.addHook('onRequest', (request: Traced, reply, done) => {
+  app.addHook('onRequest', (request: Traced, _reply, done) => {
     if (tracingEnabled() && !UNTRACED.test(request.url)) {
       const span = startServerSpan(request.method, request.headers, () => ({
         'http.request.method': request.method,
@@ -34,9 +35,7 @@ export function registerTracing(app: FastifyInstance): void {
       if (span) {
         request[SERVER_SPAN] = span;
         request.trace = span.trace;
-        // The request's lines carry the trace: a child logger, made for sampled requests only
-        // (a pino mixin would be called for every line of every request).
-        request.log = reply.log = request.log.child(traceLogFields(span.trace));
+        tagWithTrace(request.log as Logger, span.trace);
       }
     }
     done();

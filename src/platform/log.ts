@@ -5,8 +5,31 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { AppError } from '../errors.js';
 import { pgError } from './db/errors.js';
+import { tracingEnabled, type TraceContext } from './tracing/tracing.js';
 
 export type { Logger };
+
+// Kept beside the logger, not on it: a property on sampled requests' loggers only would give
+// request loggers two shapes and slow every log call down.
+const traces = new WeakMap<Logger, TraceContext>();
+const UNTRACED = Object.freeze({});
+
+/**
+ * Lines written through `log` (a request's own logger) from now on carry the trace's `trace_id`
+ * and `span_id`. Cheaper than a child logger per traced request (pino
+ * serializes a child's bindings when it is made), which cost a sampled request ~15 µs.
+ */
+export function tagWithTrace(log: Logger, trace: TraceContext): void {
+  traces.set(log, trace);
+}
+
+// With tracing on, every line looks its logger's trace up; untraced lines get the frozen empty
+// object back and are passed on as they are.
+const traceMixin = (_line: object, _level: number, logger: Logger) => {
+  const t = traces.get(logger);
+  return t ? { trace_id: t.traceId, span_id: t.spanId } : UNTRACED;
+};
+const mergeTrace = (line: object, mixin: object) => (mixin === UNTRACED ? line : Object.assign(mixin, line));
 
 /**
  * The "    at …" lines of the stack, without the "Name: message" header V8 puts first (formatted
@@ -50,6 +73,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       serializers: { err: safeError, error: safeError },
+      ...(tracingEnabled() ? { mixin: traceMixin, mixinMergeStrategy: mergeTrace } : {}),
       // Defence in depth: should a header object ever reach a log call, its secrets are censored.
       redact: {
         paths: ['headers.authorization', 'headers.cookie', 'req.headers.authorization', 'req.headers.cookie', 'authorization', 'token'],
