@@ -27,6 +27,7 @@ import { registerOpenApi } from './http/openapi.js';
 import { realtimeRoutes } from './http/realtime/realtime.plugin.js';
 import { registerRequestContext, requestIdOf } from './http/request-context.js';
 import { registerTracing } from './http/tracing.js';
+import { replicaReadsOf } from './http/replica-reads.js';
 import { coercingAjv, strictAjv } from './platform/validation.js';
 import { registerRouteOf } from './http/route.js';
 
@@ -63,6 +64,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await registerSecurity(app, deps);
   registerMetrics(app, deps);
   registerRequestContext(app);
+  replicaReadsOf(deps).register(app);
   const rateLimits = await registerRateLimits(app, deps);
   rateLimits.beforeAuth();
   registerAuth(app, deps.verify, deps.tenants);

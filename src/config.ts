@@ -62,6 +62,17 @@ const sentryDsn = z.string().refine((v) => {
   return (u.protocol === 'http:' || u.protocol === 'https:') && /^\w+$/.test(u.username) && /^\w*$/.test(u.password) && u.hostname !== '' && /^(\/[^/]+)*\/\d+$/.test(u.pathname) && !u.search && !u.hash;
 }, 'must be a Sentry DSN: http(s)://<public key>@<host>[:port]/<project id>');
 
+/** Comma-separated postgres:// URLs (read replicas). */
+const postgresUrls = z.string().transform((v, ctx) => {
+  const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = list.findIndex((s) => !postgresUrl.safeParse(s).success || !/^postgres(ql)?:\/\//.test(s));
+  if (list.length === 0 || bad >= 0) {
+    ctx.addIssue({ code: 'custom', message: list.length === 0 ? 'must list at least one postgres:// URL' : `entry ${bad + 1} is not a postgres:// or postgresql:// URL` });
+    return z.NEVER;
+  }
+  return list;
+});
+
 /** A comma-separated list of identifier system URIs; replaces the default list. */
 const identifierSystems = z.string().transform((v, ctx) => {
   const list = [...new Set(v.split(',').map((s) => s.trim()).filter(Boolean))];
@@ -107,6 +118,9 @@ const schema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DATA_DIR: z.string().min(1).default('./data'),
     DATABASE_URL: postgresUrl,
+    DATABASE_READ_URLS: postgresUrls.optional(),
+    DATABASE_READ_MAX_LAG_SECONDS: int(10, 1, 3600),
+    DATABASE_READ_AFTER_WRITE_SECONDS: int(10, 1, 3600),
     DATABASE_POOL_SIZE: int(10, 1, 500),
     DATABASE_CONNECT_TIMEOUT_MS: int(5000, 100, 120_000),
     DATABASE_STATEMENT_TIMEOUT_MS: int(15_000, 100, 600_000),
@@ -250,6 +264,7 @@ const schema = z
     if (c.JOBS_IN_SERVE === false && !c.REDIS_URL) {
       ctx.addIssue({ code: 'custom', path: ['JOBS_IN_SERVE'], message: 'false needs REDIS_URL (without Redis, jobs run in the process that enqueues them, so serve must run them)' });
     }
+    if (c.DATABASE_READ_URLS && !c.DATABASE_URL) ctx.addIssue({ code: 'custom', path: ['DATABASE_READ_URLS'], message: 'needs DATABASE_URL (replicas of a PostgreSQL primary)' });
     if (c.AUTH_JWKS_URL) {
       if (!c.AUTH_ISSUER) ctx.addIssue({ code: 'custom', path: ['AUTH_ISSUER'], message: 'is required when AUTH_JWKS_URL is set' });
       if (!c.AUTH_AUDIENCE) ctx.addIssue({ code: 'custom', path: ['AUTH_AUDIENCE'], message: 'is required when AUTH_JWKS_URL is set' });
@@ -279,6 +294,14 @@ export interface Config {
         readonly poolSize: number;
         readonly connectTimeoutMs: number;
         readonly statementTimeoutMs: number;
+        /** Read replicas (DATABASE_READ_URLS): list reads go to them (see platform/db/replicas.ts). */
+        readonly replicas?: {
+          readonly urls: readonly string[];
+          /** A replica further behind the primary than this is not read from. */
+          readonly maxLagSeconds: number;
+          /** A user who wrote reads from the primary for this long (read-your-writes). */
+          readonly afterWriteSeconds: number;
+        };
       };
   /** Unset: in-process cache. */
   readonly redisUrl?: string;
@@ -416,7 +439,7 @@ export const DEV_ISSUER = 'carebase-dev';
 export const DEV_AUDIENCE = 'carebase';
 
 /** Secrets that may come from a file instead (`<NAME>_FILE`, e.g. a Docker or Kubernetes secret). */
-export const FILE_SECRETS = ['DATABASE_URL', 'REDIS_URL', 'AUDIT_HMAC_KEY', 'ENCRYPTION_KEYS', 'BLIND_INDEX_KEY', 'METRICS_TOKEN', 'SENTRY_DSN', 'OTEL_EXPORTER_OTLP_HEADERS'] as const;
+export const FILE_SECRETS = ['DATABASE_URL', 'DATABASE_READ_URLS', 'REDIS_URL', 'AUDIT_HMAC_KEY', 'ENCRYPTION_KEYS', 'BLIND_INDEX_KEY', 'METRICS_TOKEN', 'SENTRY_DSN', 'OTEL_EXPORTER_OTLP_HEADERS'] as const;
 
 /** `<NAME>_FILE` → `<NAME>` (the file's content without its trailing newline); problems named by variable. */
 function readFileSecrets(input: Record<string, string>, problems: string[]): void {
@@ -492,6 +515,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         poolSize: c.DATABASE_POOL_SIZE,
         connectTimeoutMs: c.DATABASE_CONNECT_TIMEOUT_MS,
         statementTimeoutMs: c.DATABASE_STATEMENT_TIMEOUT_MS,
+        ...(c.DATABASE_READ_URLS
+          ? { replicas: { urls: c.DATABASE_READ_URLS, maxLagSeconds: c.DATABASE_READ_MAX_LAG_SECONDS, afterWriteSeconds: c.DATABASE_READ_AFTER_WRITE_SECONDS } }
+          : {}),
       }
     : { kind: 'pglite', dataDir: `${dataDir}/pg` };
   const auth: Config['auth'] = c.AUTH_JWKS_URL

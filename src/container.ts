@@ -26,12 +26,15 @@ import { createJobQueue, jobQueuePrefix, type JobQueue } from './platform/jobs/i
 import { createJobMetrics } from './platform/jobs/job-metrics.js';
 import type { Db } from './platform/db/db.js';
 import type { Logger } from './platform/log.js';
+import { createReplicaSet, type ReplicaSet } from './platform/db/replicas.js';
 import { deploymentName } from './platform/deployment-scope.js';
 
 export interface Deps {
   readonly config: Config;
   readonly log: Logger;
   readonly db: Db;
+  /** Read replicas (DATABASE_READ_URLS), when configured: where list pages are read (http/replica-reads.ts). */
+  readonly replicas?: ReplicaSet;
   readonly tenants: TenantDirectory;
   /** Redis in server mode, in-process otherwise; never the source of truth. */
   readonly cache: Cache;
@@ -69,7 +72,19 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
   const keys = loadFieldKeys(config.encryption);
   const metrics = createMetrics();
   const db = instrumentDb(await createDb(config.database, (err) => log.warn({ err }, 'database pool: idle client error')), metrics);
+  let replicas: ReplicaSet | undefined;
   try {
+    const pgConfig = config.database;
+    if (pgConfig.kind === 'postgres' && pgConfig.replicas) {
+      replicas = await createReplicaSet(db, {
+        ...pgConfig,
+        urls: pgConfig.replicas.urls,
+        maxLagSeconds: pgConfig.replicas.maxLagSeconds,
+        onPoolError: (err) => log.warn({ err }, 'database replica pool: idle client error'),
+      });
+      const unusable = replicas.states().filter((r) => !r.usable);
+      if (unusable.length > 0) log.warn({ replicas: unusable }, 'database replicas not read from until they answer within the lag limit');
+    }
     const a = config.auth;
     const devIssuer = a.kind === 'dev' ? await loadDevIssuer(a.keyDir, a.issuer, a.audience) : undefined;
     const jwks = devIssuer ? createLocalJWKSet(devIssuer.publicJwks) : createRemoteJWKSet(new URL((a as { jwksUrl: string }).jwksUrl));
@@ -121,6 +136,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const health = createHealthMonitor({
       checks: [
         { name: 'postgresql', required: true, run: () => db.ping(2000) },
+        ...(replicas?.states() ?? []).map((r) => ({ name: r.name, required: false, run: () => replicas!.check(r.name, 2000) })),
         ...(config.redisUrl ? [{ name: 'redis', required: false, run: () => cache.ping(2000) }] : []),
         { name: 'jobs', required: false, run: () => jobs.ping(2000) },
       ],
@@ -133,6 +149,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       config,
       log,
       db,
+      ...(replicas ? { replicas } : {}),
       audit,
       events: { bus, log: createEventLog(db) },
       keys,
@@ -160,10 +177,12 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
         await audit.close();
         await bus.close();
         await cache.close();
+        await replicas?.close();
         await db.close();
       },
     };
   } catch (err) {
+    await replicas?.close();
     await db.close();
     throw err;
   }

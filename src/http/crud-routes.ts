@@ -6,7 +6,7 @@ import type { Deps } from '../container.js';
 import type { Ctx } from '../context.js';
 import { Page } from '../features/shared/schemas.js';
 import { changedResponse, createdResponse, ifMatchVersion, sendCreated, sendResource } from './conditional.js';
-import { ctxOf, writeCtxOf } from './ctx.js';
+import { ctxOf, listCtxOf, writeCtxOf } from './ctx.js';
 import { IdParams, IfMatchHeaders } from './schemas.js';
 
 type Versioned = { id: string; version: number };
@@ -39,7 +39,7 @@ export function crudRoutes<T extends Versioned>(deps: Deps, o: CrudOptions<T>): 
       sendCreated(reply, path, await s.create(writeCtxOf(deps, req, created), req.body as never)),
     );
     app.get(path, { schema: { tags, summary: o.listSummary, querystring: query, response: { 200: Page(resource) } } }, async (req) =>
-      s.list(ctxOf(deps, req), req.query as never),
+      s.list(await listCtxOf(deps, req), req.query as never),
     );
     app.get(item, { schema: { tags, summary: `Read a ${noun}`, params: IdParams, response: { 200: resource } } }, async (req, reply) =>
       sendResource(reply, await s.get(ctxOf(deps, req), req.params.id)),

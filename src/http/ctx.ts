@@ -7,6 +7,7 @@ import { tracedResourceCache } from '../features/shared/resource-cache.js';
 import { tracedDb } from '../platform/tracing/traced-db.js';
 import { principalOf } from './auth.js';
 import { idempotencyClaimOf } from './idempotency.js';
+import { replicaReadsOf } from './replica-reads.js';
 
 /** The service-layer context of an authenticated request. */
 export function ctxOf(deps: Deps, request: FastifyRequest): Ctx {
@@ -36,4 +37,10 @@ export function ctxOf(deps: Deps, request: FastifyRequest): Ctx {
 export function writeCtxOf(deps: Deps, request: FastifyRequest, respond: (result: unknown) => StoredResponse): Ctx {
   const idempotency = idempotencyClaimOf(request, respond);
   return { ...ctxOf(deps, request), ...(idempotency ? { idempotency } : {}) };
+}
+
+/** The context of a list page: with read replicas, its reads may be served by one (http/replica-reads.ts). */
+export async function listCtxOf(deps: Deps, request: FastifyRequest): Promise<Ctx> {
+  const ctx = ctxOf(deps, request);
+  return deps.replicas ? { ...ctx, db: tracedDb(await replicaReadsOf(deps).listDbOf(request), request.trace) } : ctx;
 }

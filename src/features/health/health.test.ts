@@ -2,11 +2,11 @@
 // /v1/admin/health; and, with a real Redis behind a proxy the test can cut, an alert delivered to
 // a local webhook when Redis goes away and a recovery message when it is back.
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client } from '../../../test/helpers/http.js';
 import { waitFor } from '../../../test/helpers/process.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
+import { tcpProxy } from '../../../test/helpers/tcp-proxy.js';
 import { createLogger } from '../../platform/log.js';
 import { createHealthMonitor } from './health-monitor.js';
 
@@ -76,46 +76,10 @@ describe.each(storageModes())('GET /v1/admin/health on %s', (mode) => {
   });
 });
 
-/** A TCP proxy to Redis that the test can cut (every connection dropped, port closed) and restore. */
-async function redisProxy(target = 6379) {
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
-  let port = 0;
-  const listen = () =>
-    new Promise<void>((resolve) => {
-      server = createServer((inbound) => {
-        const outbound = connect(target, '127.0.0.1');
-        for (const s of [inbound, outbound]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
-          s.on('error', () => s.destroy());
-        }
-        inbound.pipe(outbound).pipe(inbound);
-      }).listen(port, '127.0.0.1', () => {
-        port = (server!.address() as { port: number }).port;
-        resolve();
-      });
-    });
-  await listen();
-  return {
-    get port() {
-      return port;
-    },
-    async cut() {
-      await new Promise<void>((resolve) => {
-        server!.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
-    },
-    restore: listen,
-    close: () => new Promise<void>((resolve) => (server?.listening ? server.close(() => resolve()) : resolve())),
-  };
-}
-
 describe.runIf(storageModes().includes('postgres'))('dependency alerts (a real Redis behind a proxy)', () => {
   let srv: TestServer;
   let hook: HttpServer;
-  let proxy: Awaited<ReturnType<typeof redisProxy>>;
+  let proxy: Awaited<ReturnType<typeof tcpProxy>>;
   const received: { text: string }[] = [];
   beforeAll(async () => {
     hook = await new Promise<HttpServer>((resolve) => {
@@ -128,7 +92,7 @@ describe.runIf(storageModes().includes('postgres'))('dependency alerts (a real R
         });
       }).listen(0, '127.0.0.1', () => resolve(s));
     });
-    proxy = await redisProxy();
+    proxy = await tcpProxy(6379);
     srv = await startServer('postgres', {
       REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
       ALERT_WEBHOOK_URL: `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`,

@@ -29,6 +29,11 @@ export interface Db {
   poolStats?(): { inUse: number; idle: number; waiting: number };
   /** Resolves when the database answers a trivial query within timeoutMs. */
   ping(timeoutMs: number): Promise<void>;
+  /**
+   * How far a standby is behind its primary, in seconds (0 when it has replayed everything it
+   * received); null on a server that is not a standby. PostgreSQL only.
+   */
+  replicationLagSeconds?(timeoutMs: number): Promise<number | null>;
   close(): Promise<void>;
 }
 

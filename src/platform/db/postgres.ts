@@ -87,6 +87,17 @@ export async function createPostgresDb(o: PostgresOptions): Promise<Db> {
     async ping(timeoutMs) {
       await withTimeout(pool.query('select 1'), timeoutMs, 'database ping');
     },
+    async replicationLagSeconds(timeoutMs) {
+      // The time since the last replayed commit only counts while WAL received is still waiting
+      // to be replayed: a standby of an idle primary is not behind.
+      const r = await withTimeout(
+        pool.query<{ lag: number | null }>(`select case when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+          else extract(epoch from now() - pg_last_xact_replay_timestamp())::float8 end as lag where pg_is_in_recovery()`),
+        timeoutMs,
+        'replication lag',
+      );
+      return r.rows[0]?.lag ?? null;
+    },
     async close() {
       await pool.end();
     },
