@@ -26,6 +26,7 @@ import { createJobQueue, jobQueuePrefix, type JobQueue } from './platform/jobs/i
 import { createJobMetrics } from './platform/jobs/job-metrics.js';
 import type { Db } from './platform/db/db.js';
 import type { Logger } from './platform/log.js';
+import { createPostgresDb } from './platform/db/postgres.js';
 import { createReplicaSet, type ReplicaSet } from './platform/db/replicas.js';
 import { deploymentName } from './platform/deployment-scope.js';
 
@@ -76,12 +77,9 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
   try {
     const pgConfig = config.database;
     if (pgConfig.kind === 'postgres' && pgConfig.replicas) {
-      replicas = await createReplicaSet(db, {
-        ...pgConfig,
-        urls: pgConfig.replicas.urls,
-        maxLagSeconds: pgConfig.replicas.maxLagSeconds,
-        onPoolError: (err) => log.warn({ err }, 'database replica pool: idle client error'),
-      });
+      const onPoolError = (err: Error) => log.warn({ err }, 'database replica pool: idle client error');
+      const dbs = await Promise.all(pgConfig.replicas.urls.map((url) => createPostgresDb({ ...pgConfig, url, onPoolError })));
+      replicas = await createReplicaSet(db, dbs, { maxLagSeconds: pgConfig.replicas.maxLagSeconds, checkTimeoutMs: pgConfig.connectTimeoutMs });
       const unusable = replicas.states().filter((r) => !r.usable);
       if (unusable.length > 0) log.warn({ replicas: unusable }, 'database replicas not read from until they answer within the lag limit');
     }

@@ -12,7 +12,6 @@
 //   the tenant the same way (the roles and policies replicate with everything else).
 import type { Db } from './db.js';
 import { isDatabaseUnavailable, pgError } from './errors.js';
-import { createPostgresDb, type PostgresOptions } from './postgres.js';
 
 export interface ReplicaState {
   /** `postgresql-replica-<n>`, in DATABASE_READ_URLS order (URLs hold credentials: never shown). */
@@ -31,9 +30,10 @@ export interface ReplicaSet {
   close(): Promise<void>;
 }
 
-export interface ReplicaOptions extends Omit<PostgresOptions, 'url'> {
-  urls: readonly string[];
+export interface ReplicaOptions {
   maxLagSeconds: number;
+  /** How long a background check may wait for a replica. */
+  checkTimeoutMs: number;
   /** Background checks this often. */
   checkIntervalMs?: number;
 }
@@ -46,13 +46,12 @@ const replicaFailed = (err: unknown) => isDatabaseUnavailable(err) || /^(28|3D)/
 
 const errorText = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 200);
 
-export async function createReplicaSet(primary: Db, o: ReplicaOptions): Promise<ReplicaSet> {
-  const replicas = await Promise.all(
-    o.urls.map(async (url, i) => ({
-      state: { name: `postgresql-replica-${i + 1}`, usable: false, lagSeconds: null, lastError: 'not checked yet' } as ReplicaState,
-      db: await createPostgresDb({ ...o, url }),
-    })),
-  );
+/** The replicas (PostgreSQL Dbs, in DATABASE_READ_URLS order) in front of the primary; checks each once before it resolves. */
+export async function createReplicaSet(primary: Db, dbs: readonly Db[], o: ReplicaOptions): Promise<ReplicaSet> {
+  const replicas = dbs.map((db, i) => ({
+    state: { name: `postgresql-replica-${i + 1}`, usable: false, lagSeconds: null, lastError: 'not checked yet' } as ReplicaState,
+    db,
+  }));
   let turn = 0;
 
   async function probe(r: (typeof replicas)[number], timeoutMs: number): Promise<void> {
@@ -65,8 +64,8 @@ export async function createReplicaSet(primary: Db, o: ReplicaOptions): Promise<
     }
     r.state.usable = r.state.lastError === null;
   }
-  await Promise.all(replicas.map((r) => probe(r, o.connectTimeoutMs)));
-  const timer = setInterval(() => void Promise.all(replicas.map((r) => probe(r, o.connectTimeoutMs))), o.checkIntervalMs ?? 5000);
+  await Promise.all(replicas.map((r) => probe(r, o.checkTimeoutMs)));
+  const timer = setInterval(() => void Promise.all(replicas.map((r) => probe(r, o.checkTimeoutMs))), o.checkIntervalMs ?? 5000);
   timer.unref();
 
   function next() {
