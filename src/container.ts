@@ -78,7 +78,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     const pgConfig = config.database;
     if (pgConfig.kind === 'postgres' && pgConfig.replicas) {
       const onPoolError = (err: Error) => log.warn({ err }, 'database replica pool: idle client error');
-      const dbs = await Promise.all(pgConfig.replicas.urls.map((url) => createPostgresDb({ ...pgConfig, url, onPoolError })));
+      const dbs = await Promise.all(pgConfig.replicas.urls.map(async (url) => instrumentDb(await createPostgresDb({ ...pgConfig, url, onPoolError }), metrics)));
       replicas = await createReplicaSet(db, dbs, { maxLagSeconds: pgConfig.replicas.maxLagSeconds, checkTimeoutMs: pgConfig.connectTimeoutMs });
       const unusable = replicas.states().filter((r) => !r.usable);
       if (unusable.length > 0) log.warn({ replicas: unusable }, 'database replicas not read from until they answer within the lag limit');
