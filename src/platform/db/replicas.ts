@@ -24,7 +24,7 @@ export interface ReplicaState {
 export interface ReplicaSet {
   /** The primary for writes; read() on a usable replica, or on the primary when there is none. */
   readonly db: Db;
-  /** Checks each replica now; rejects with the reason it is not read from. */
+  /** Checks the named replica now; rejects with the reason it is not read from. */
   check(name: string, timeoutMs: number): Promise<void>;
   states(): ReplicaState[];
   close(): Promise<void>;
