@@ -1,12 +1,14 @@
-// Read replicas (DATABASE_READ_URLS): list pages come from a replica, a user who just wrote reads
-// the primary (read-your-writes), reads by id and writes never touch a replica, a replica that
-// fails is answered for by the primary, and each replica is a dependency in /v1/admin/health.
+// Read replicas (DATABASE_READ_URLS): list pages (patients, questionnaires, responses…) come from a
+// replica, a user who just wrote reads the primary (read-your-writes), reads by id and writes never
+// touch a replica, a replica that fails is answered for by the primary, and each replica is a
+// dependency in /v1/admin/health.
 //
 // The "replica" is a second migrated database that a second server writes to: it holds what the
 // primary does not, so every answer shows where it was read from. (Physical replication would
 // copy the primary; the routing is what is under test here.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ownDatabase, type OwnDatabase } from './helpers/db.js';
+import { simpleQuestionnaire } from './helpers/questionnaires.js';
 import { client } from './helpers/http.js';
 import { startServer, storageModes, type TestServer } from './helpers/server.js';
 import { tcpProxy } from './helpers/tcp-proxy.js';
@@ -37,11 +39,29 @@ describe.runIf(storageModes().includes('postgres'))('read replicas', () => {
     await onReplica.deps.tenants.create(tenant, 'on the replica');
     const seeded = await client(onReplica.url, await onReplica.token({ tenant, roles: ['clinician'], sub: 'seeder' }))('POST', '/v1/patients', { body: patient('Replicated') });
     expect(seeded.status).toBe(201);
+    const manager = client(onReplica.url, await onReplica.token({ tenant, roles: ['manager'], sub: 'seeder' }));
+    const form = await manager('POST', '/v1/questionnaires', { body: simpleQuestionnaire({ title: 'Replicated form' }) });
+    expect(form.status).toBe(201);
+    expect((await manager('PATCH', `/v1/questionnaires/${form.body.id}`, { body: { status: 'active' }, headers: { 'if-match': 'W/"1"' } })).status).toBe(200);
+    const started = await manager('POST', '/v1/questionnaire-responses', { body: { questionnaireId: form.body.id, patientId: seeded.body.id } });
+    expect(started.status, started.text).toBe(201);
   });
   afterAll(async () => {
     await Promise.all([srv?.close(), other?.close(), onReplica?.close()]);
     await proxy?.close();
     await replica?.drop();
+  });
+
+  it('lists questionnaires and responses from a replica too', async () => {
+    const manager = client(srv.url, await srv.token({ tenant, roles: ['manager'], sub: 'form-writer' }));
+    expect((await manager('POST', '/v1/questionnaires', { body: simpleQuestionnaire({ title: 'Primary form' }) })).status).toBe(201);
+    const reader = client(srv.url, await srv.token({ tenant, roles: ['manager'], sub: 'form-reader' }));
+    const titles = async (api: typeof reader) => (await api('GET', '/v1/questionnaires')).body.data.map((q: { title: string }) => q.title);
+    expect(await titles(reader)).toEqual(['Replicated form']);
+    expect(await titles(manager)).toEqual(['Primary form']);
+    // The only response is the replica's (the primary has none).
+    const responses = await reader('GET', '/v1/questionnaire-responses');
+    expect(responses.body.data.map((r: { status: string }) => r.status)).toEqual(['in-progress']);
   });
 
   it('lists from a replica, except for a user who just wrote; reads by id and writes go to the primary', async () => {

@@ -6,7 +6,7 @@ import type { FastifySchemaCompiler } from 'fastify';
 import type { Deps } from '../../container.js';
 import { coercingAjv, strictAjv } from '../../platform/validation.js';
 import { changedResponse, createdResponse, ifMatchVersion, sendCreated, sendResource } from '../../http/conditional.js';
-import { ctxOf, writeCtxOf } from '../../http/ctx.js';
+import { ctxOf, listCtxOf, writeCtxOf } from '../../http/ctx.js';
 import { IdParams, IfMatchHeaders } from '../../http/schemas.js';
 import { Page } from '../shared/schemas.js';
 import { etag } from '../shared/versioning.js';
@@ -62,7 +62,7 @@ export const questionnaireResponsesRoutes =
     app.get(
       PATH,
       { schema: { tags, summary: 'List responses: patientId, questionnaireId, status filters (a patient sees only its own)', querystring: ResponseListQuery, response: { 200: Page(QuestionnaireResponse) } } },
-      async (req) => listResponses(ctxOf(deps, req), req.query),
+      async (req) => listResponses(await listCtxOf(deps, req), req.query),
     );
     app.get(
       ITEM,

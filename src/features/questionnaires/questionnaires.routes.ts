@@ -7,7 +7,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import type { Deps } from '../../container.js';
 import { changedResponse, createdResponse, ifMatchVersion, sendCreated, sendResource } from '../../http/conditional.js';
-import { ctxOf, writeCtxOf } from '../../http/ctx.js';
+import { ctxOf, listCtxOf, writeCtxOf } from '../../http/ctx.js';
 import { IdParams, IfMatchHeaders } from '../../http/schemas.js';
 import { coercingAjv } from '../../platform/validation.js';
 import { Page } from '../shared/schemas.js';
@@ -50,7 +50,7 @@ export const questionnairesRoutes =
       PATH,
       { schema: { tags, summary: 'List questionnaires: status, title (substring), url filters (patients see no drafts)', querystring: QuestionnaireListQuery, response: { 200: Page(Questionnaire) } } },
       // The service speaks fhir-types.ts, looser than the schema that validated what it returns.
-      async (req) => (await listQuestionnaires(ctxOf(deps, req), req.query)) as never,
+      async (req) => (await listQuestionnaires(await listCtxOf(deps, req), req.query)) as never,
     );
     app.get(ITEM, { schema: { tags, summary: 'Read a questionnaire', params: IdParams, response: { 200: Questionnaire } } }, async (req, reply) =>
       sendResource(reply, await getQuestionnaire(ctxOf(deps, req), req.params.id)),
