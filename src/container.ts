@@ -80,7 +80,10 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
       const onPoolError = (err: Error) => log.warn({ err }, 'database replica pool: idle client error');
       const dbs = await Promise.all(pgConfig.replicas.urls.map(async (url) => instrumentDb(await createPostgresDb({ ...pgConfig, url, onPoolError }), metrics)));
       replicas = await createReplicaSet(db, dbs, { maxLagSeconds: pgConfig.replicas.maxLagSeconds, checkTimeoutMs: pgConfig.connectTimeoutMs });
-      const unusable = replicas.states().filter((r) => !r.usable);
+      const states = replicas.states.bind(replicas);
+      metrics.gauge('db_replicas_usable', 'Read replicas answering within the lag limit (list pages are read from them)', () => states().filter((r) => r.usable).length);
+      metrics.gauge('db_replica_lag_seconds_max', 'The largest replication lag among the read replicas at their last check', () => Math.max(0, ...states().map((r) => r.lagSeconds ?? 0)));
+      const unusable = states().filter((r) => !r.usable);
       if (unusable.length > 0) log.warn({ replicas: unusable }, 'database replicas not read from until they answer within the lag limit');
     }
     const a = config.auth;

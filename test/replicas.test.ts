@@ -97,6 +97,9 @@ describe.runIf(storageModes().includes('postgres'))('read replicas', () => {
     expect(byName['postgresql']).toMatchObject({ status: 'ok', required: true });
     expect(byName['postgresql-replica-1']).toMatchObject({ status: 'ok', required: false, lastError: null, latencyMs: expect.any(Number) });
     expect(byName['postgresql-replica-2']).toMatchObject({ status: 'down', required: false, lastError: expect.stringMatching(/\S/) });
+    const metrics = await (await fetch(`${srv.url}/metrics`)).text();
+    expect(metrics).toMatch(/^db_replicas_usable 1$/m);
+    expect(metrics).toMatch(/^db_replica_lag_seconds_max 0$/m);
     // No replica URL (it may hold credentials) in the report; connection errors name host and port.
     expect(JSON.stringify(r.body)).not.toMatch(/postgres(ql)?:\/\/|carebase@/);
   });
