@@ -65,7 +65,7 @@ const sentryDsn = z.string().refine((v) => {
 /** Comma-separated postgres:// URLs (read replicas). */
 const postgresUrls = z.string().transform((v, ctx) => {
   const list = v.split(',').map((s) => s.trim()).filter(Boolean);
-  const bad = list.findIndex((s) => !postgresUrl.safeParse(s).success || !/^postgres(ql)?:\/\//.test(s));
+  const bad = list.findIndex((s) => !postgresUrl.safeParse(s).success);
   if (list.length === 0 || bad >= 0) {
     ctx.addIssue({ code: 'custom', message: list.length === 0 ? 'must list at least one postgres:// URL' : `entry ${bad + 1} is not a postgres:// or postgresql:// URL` });
     return z.NEVER;
