@@ -31,6 +31,9 @@ const traceMixin = (_line: object, _level: number, logger: Logger) => {
 };
 const mergeTrace = (line: object, mixin: object) => (mixin === UNTRACED ? line : Object.assign(mixin, line));
 
+/** An error's first message line, bounded: enough to act on (health states, alerts), never a dump. */
+export const errorLine = (err: unknown): string => String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 200);
+
 /**
  * The "    at …" lines of the stack, without the "Name: message" header V8 puts first (formatted
  * when the stack is first read, so usually the current name and message): the header is cut

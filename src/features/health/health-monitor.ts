@@ -5,7 +5,7 @@
 // anyone, and each change is sent once. Messages name the dependency and the error's own message
 // (connection errors: codes, hosts, ports), never request data: no PHI can reach them.
 import { UpstreamUnavailable } from '../../platform/circuit/index.js';
-import type { Logger } from '../../platform/log.js';
+import { errorLine, type Logger } from '../../platform/log.js';
 import { postJson, type AlertPost } from './alert-webhook.js';
 
 export type DependencyStatus = 'ok' | 'down';
@@ -54,9 +54,6 @@ export interface HealthMonitorOptions {
   now?: () => Date;
 }
 
-/** First line of an error message, bounded: enough to act on, never a dump. */
-const errorText = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 200);
-
 export function createHealthMonitor(o: HealthMonitorOptions): HealthMonitor {
   const now = o.now ?? (() => new Date());
   const confirm = o.confirm ?? 2;
@@ -84,7 +81,7 @@ export function createHealthMonitor(o: HealthMonitorOptions): HealthMonitor {
       if (err instanceof UpstreamUnavailable && (err.reason === 'open' || err.reason === 'forced-open')) {
         o.log.warn({ circuit: err.circuit, reason: err.reason, dependency: s.name, alertsDropped }, 'health: alert dropped, the alert webhook circuit is open');
       } else {
-        o.log.warn({ err: { message: errorText(err) }, dependency: s.name, alertsDropped }, 'health: the alert webhook could not be reached; alert dropped');
+        o.log.warn({ err: { message: errorLine(err) }, dependency: s.name, alertsDropped }, 'health: the alert webhook could not be reached; alert dropped');
       }
     }
   }
@@ -99,7 +96,7 @@ export function createHealthMonitor(o: HealthMonitorOptions): HealthMonitor {
     } catch (err) {
       result = 'down';
       s.latencyMs = null;
-      s.lastError = errorText(err);
+      s.lastError = errorLine(err);
     }
     s.checkedAt = now().toISOString();
     s.streak = result === s.candidate ? s.streak + 1 : 1;

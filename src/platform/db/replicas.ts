@@ -12,6 +12,7 @@
 //   the tenant the same way (the roles and policies replicate with everything else).
 import type { Db } from './db.js';
 import { isDatabaseUnavailable, pgError } from './errors.js';
+import { errorLine } from '../log.js';
 
 export interface ReplicaState {
   /** `postgresql-replica-<n>`, in DATABASE_READ_URLS order (URLs hold credentials: never shown). */
@@ -44,8 +45,6 @@ export interface ReplicaOptions {
  */
 const replicaFailed = (err: unknown) => isDatabaseUnavailable(err) || /^(28|3D)/.test(pgError(err)?.code ?? '');
 
-const errorText = (err: unknown) => String((err as Error)?.message ?? err).split('\n')[0]!.slice(0, 200);
-
 /** The replicas (PostgreSQL Dbs, in DATABASE_READ_URLS order) in front of the primary; checks each once before it resolves. */
 export async function createReplicaSet(primary: Db, dbs: readonly Db[], o: ReplicaOptions): Promise<ReplicaSet> {
   const replicas = dbs.map((db, i) => ({
@@ -60,7 +59,7 @@ export async function createReplicaSet(primary: Db, dbs: readonly Db[], o: Repli
       r.state.lagSeconds = lag;
       r.state.lastError = lag !== null && lag > o.maxLagSeconds ? `replication lag ${lag.toFixed(1)} s is over ${o.maxLagSeconds} s` : null;
     } catch (err) {
-      r.state.lastError = errorText(err);
+      r.state.lastError = errorLine(err);
     }
     r.state.usable = r.state.lastError === null;
   }
@@ -86,7 +85,7 @@ export async function createReplicaSet(primary: Db, dbs: readonly Db[], o: Repli
       } catch (err) {
         if (!replicaFailed(err)) throw err;
         r.state.usable = false;
-        r.state.lastError = errorText(err);
+        r.state.lastError = errorLine(err);
         return primary.read(tenantId, fn);
       }
     },
