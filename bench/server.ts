@@ -2,7 +2,7 @@
 // (embedded), the bench tenant, tokens for it, request logs on (to /dev/null), and rate limits
 // so high that the single benchmark user is never refused (each request still pays for its check).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,7 +75,12 @@ export async function startBenchServer(o: ServerOptions): Promise<BenchServer> {
     cli('tenant', 'create', 'bench');
     const token = cli('token', '--tenant', 'bench', '--role', 'clinician', '--sub', 'bench', '--ttl', '7200');
     const adminToken = cli('token', '--tenant', 'bench', '--role', 'admin', '--sub', 'bench-admin', '--ttl', '7200');
-    const server = spawn(process.execPath, [...(o.nodeArgs ?? []), cliPath, 'serve'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    // BENCH_SERVER_LOG=<file> keeps the server's log lines (each request's responseTime, and when:
+    // where a latency tail comes from); otherwise they are discarded.
+    const logFile = process.env.BENCH_SERVER_LOG;
+    const stdout = logFile ? openSync(logFile, 'w') : 'ignore';
+    const server = spawn(process.execPath, [...(o.nodeArgs ?? []), cliPath, 'serve'], { env, stdio: ['ignore', stdout, 'inherit'] });
+    if (typeof stdout === 'number') closeSync(stdout);
     const exited = new Promise((r) => server.once('exit', r));
     try {
       await waitReady(base);
