@@ -19,7 +19,7 @@ const SERVER_ROOT = process.env.BENCH_SERVER_ROOT ?? ROOT;
 const SECONDS = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 10);
 const CONNECTIONS = 50;
 const modes = process.argv.filter((a) => a === 'embedded' || a === 'server');
-// --only=get,list,post,patch,draft,submit runs just those scenarios (all by default).
+// --only=get,list,post,patch,response,draft,submit runs just those scenarios (all by default).
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const wanted = (name: string) => !only || only.includes(name);
 // --rate=N: offer N requests a second in all (autocannon's overallRate) instead of as many as the
@@ -91,8 +91,13 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
 
     // Questionnaire responses: draft saves (PATCH of the answers) and submissions (validation and
     // server-side scoring), each on its own response.
-    const q = wanted('draft') || wanted('submit') ? await createQuestionnaire(server) : '';
-    const drafts = wanted('draft') ? await startResponses(server, q, created, 1000) : [];
+    const q = wanted('response') || wanted('draft') || wanted('submit') ? await createQuestionnaire(server) : '';
+    const drafts = wanted('response') || wanted('draft') ? await startResponses(server, q, created, 1000) : [];
+    // One response, read repeatedly: issue 3's other cached read (its answers are the larger body).
+    if (wanted('response')) {
+      await run({ url: `${base}/v1/questionnaire-responses/${drafts[0]!.id}`, headers, duration: 2 });
+      rows.push(row(label, 'GET /v1/questionnaire-responses/{id} (cached)', await run({ url: `${base}/v1/questionnaire-responses/${drafts[0]!.id}`, headers })));
+    }
     if (wanted('draft')) rows.push(row(label, 'PATCH /v1/questionnaire-responses/{id} (draft save)', await run(roundRobin(base, headers, 'PATCH', drafts, (r) => `/v1/questionnaire-responses/${r.id}`, (i) => ({ item: benchAnswers(i) })))));
     // A draft can be submitted once: exactly one request per draft (`amount`), so no answer is the
     // 409 of a second submission; enough drafts for a few seconds on a fast machine.
