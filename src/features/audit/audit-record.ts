@@ -5,8 +5,7 @@
 // Each record carries an HMAC-SHA256 over its canonical form — a JSON array of its fields in a
 // fixed order — under a key held outside the database, so a record changed in the database no
 // longer matches its HMAC, and nobody without the key can forge one.
-import { timingSafeEqual } from 'node:crypto';
-import { hmacSha256 } from '../../platform/crypto/hmac.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AuditEventRow } from './audit.table.js';
 
 export type AuditOutcome = 'success' | 'denied' | 'error';
@@ -54,10 +53,21 @@ export function canonical(r: Unsigned): string {
   ]);
 }
 
-export const hmacOf = (key: AuditKey, text: string) => hmacSha256(key.secret, text);
+export const hmacOf = (key: AuditKey, text: string) => createHmac('sha256', key.secret).update(text).digest('base64url');
 
 export function signRecord(key: AuditKey, r: Unsigned): AuditEventRow {
   return { ...r, keyId: key.id, hmac: hmacOf(key, canonical(r)) };
+}
+
+/**
+ * A signed record as an element of an audit_event_batches row (migration 0010): its canonical form
+ * followed by its key id and HMAC; and the HMAC alone, for the batch row's record_hmacs (migration
+ * 0013).
+ */
+export function signedElement(key: AuditKey, r: Unsigned): { element: string; hmac: string } {
+  const text = canonical(r);
+  const hmac = hmacOf(key, text);
+  return { element: `${text.slice(0, -1)},${JSON.stringify(key.id)},${JSON.stringify(hmac)}]`, hmac };
 }
 
 export function hmacMatches(key: AuditKey, r: AuditEventRow): boolean {

@@ -9,7 +9,7 @@ import { param, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
 import { idAt } from '../../platform/ids.js';
-import { asColumnsJson, canonical, hmacOf, signRecord, type AuditEntry, type AuditKey, type AuditSubject, type Unsigned } from './audit-record.js';
+import { asColumnsJson, signedElement, signRecord, type AuditEntry, type AuditKey, type AuditSubject, type Unsigned } from './audit-record.js';
 import type { AuditEventRow } from './audit.table.js';
 import { MAX_BATCH_RECORDS, PendingBatch, type Batch } from './pending-batch.js';
 
@@ -57,8 +57,6 @@ const insertBatch = (b: Batch) =>
 // loudly: memory must stay bounded. Counted in stats().dropped and logged as an error.
 const MAX_PENDING = 100_000;
 
-const TAKEN = Promise.resolve();
-
 export function createAuditor(o: AuditorOptions): Auditor {
   /** Each tenant's batch being filled. */
   const open = new Map<string, PendingBatch>();
@@ -87,12 +85,6 @@ export function createAuditor(o: AuditorOptions): Auditor {
     detail: e.detail ?? null,
   });
   const sign = (who: AuditSubject, e: AuditEntry, at: Date): AuditEventRow => signRecord(o.key, unsigned(who, e, at));
-
-  async function recordNow(who: AuditSubject, e: AuditEntry, at: Date): Promise<void> {
-    const row = sign(who, e, at);
-    await o.db.autocommit(row.tenantId, (q) => q.execute(insertOne(row)));
-    counts.written++;
-  }
 
   function schedule(): void {
     timer ??= setTimeout(() => {
@@ -138,30 +130,28 @@ export function createAuditor(o: AuditorOptions): Auditor {
   return {
     key: o.key,
     sign,
-    record(who, e, at) {
-      if (o.mode === 'sync') return recordNow(who, e, at);
-      // Not async: a batched record is taken synchronously, and a cached read then costs no
-      // promise of its own for it (an error still comes back as a rejection).
-      try {
-        const r = unsigned(who, e, at);
-        let batch = open.get(r.tenantId);
-        if (batch && !batch.fits(r.id)) {
-          closed.push(batch.close());
-          batch = undefined;
-        }
-        if (!batch) open.set(r.tenantId, (batch = new PendingBatch(r.tenantId)));
-        const text = canonical(r);
-        batch.add(r.id, r.patientId, r.actorSub, text, o.key.id, hmacOf(o.key, text));
-        if (batch.count === MAX_BATCH_RECORDS) {
-          // Full: written by the flush queued here, which takes every batch pending when it runs.
-          closed.push(batch.close());
-          open.delete(r.tenantId);
-          void flush();
-        } else schedule();
-        return TAKEN;
-      } catch (err) {
-        return Promise.reject(err);
+    async record(who, e, at) {
+      if (o.mode === 'sync') {
+        const row = sign(who, e, at);
+        await o.db.autocommit(row.tenantId, (q) => q.execute(insertOne(row)));
+        counts.written++;
+        return;
       }
+      const r = unsigned(who, e, at);
+      let batch = open.get(r.tenantId);
+      if (batch && !batch.fits(r.id)) {
+        closed.push(batch.close());
+        batch = undefined;
+      }
+      if (!batch) open.set(r.tenantId, (batch = new PendingBatch(r.tenantId)));
+      const { element, hmac } = signedElement(o.key, r);
+      batch.add(r.id, r.patientId, r.actorSub, element, hmac);
+      if (batch.count === MAX_BATCH_RECORDS) {
+        // Full: written by the flush queued here, which takes every batch pending when it runs.
+        closed.push(batch.close());
+        open.delete(r.tenantId);
+        void flush();
+      } else schedule();
     },
     flush,
     stats: () => ({ pending: pendingCount(), ...counts }),

@@ -24,16 +24,14 @@ class TextBuilder {
     this.buf = Buffer.allocUnsafe(capacity);
     this.append(start);
   }
-  /** Appends `s` without its last `dropBytes` bytes (UTF-8). */
-  append(s: string, dropBytes = 0): void {
-    const bytes = Buffer.byteLength(s) - dropBytes;
-    const needed = this.length + bytes;
+  append(s: string): void {
+    const needed = this.length + Buffer.byteLength(s);
     if (needed > this.buf.length) {
       const grown = Buffer.allocUnsafe(Math.max(needed, this.buf.length * 2));
       this.buf.copy(grown, 0, 0, this.length);
       this.buf = grown;
     }
-    this.length += this.buf.write(s, this.length, bytes, 'utf8');
+    this.length += this.buf.write(s, this.length, 'utf8');
   }
   /** The text with `end` appended: once, when the batch closes. */
   end(end: string): string {
@@ -51,10 +49,7 @@ export interface Batch {
   count: number;
   patientIds: string[];
   actorSubs: string[];
-  /**
-   * JSON array of the records' elements: each its canonical array (audit-record.ts) with the key
-   * id and HMAC appended as two more members.
-   */
+  /** JSON array of the records' elements (audit-record.ts, signedElement). */
   records: string;
   /** The records' ids and HMACs in the same order, as array literals (migration 0013). */
   ids: string;
@@ -73,8 +68,6 @@ export class PendingBatch {
   private readonly records = new TextBuilder(16 * 1024, '[');
   private readonly ids = new TextBuilder(2 * 1024, '{');
   private readonly hmacs = new TextBuilder(2 * 1024, '{');
-  /** `,"<key id>","`: what goes between a record's canonical members and its HMAC, made once per key. */
-  private keyMember?: { keyId: string; text: string };
 
   constructor(readonly tenantId: string) {}
 
@@ -86,21 +79,16 @@ export class PendingBatch {
   }
 
   /**
-   * Adds a record: its canonical text and key id and HMAC, which make its element; its id and HMAC
-   * (neither needs quoting in an array literal: a UUID, and base64url, which is never NULL).
+   * Adds a record: its element, id and HMAC (neither needs quoting in an array literal: a UUID, and
+   * base64url, which is never NULL).
    */
-  add(id: string, patientId: string | null, actorSub: string, canonical: string, keyId: string, hmac: string): void {
-    if (this.keyMember?.keyId !== keyId) this.keyMember = { keyId, text: `,${JSON.stringify(keyId)},"` };
+  add(id: string, patientId: string | null, actorSub: string, element: string, hmac: string): void {
     if (this.count > 0) {
       this.records.append(',');
       this.ids.append(',');
       this.hmacs.append(',');
     }
-    // Written piece by piece rather than as one string: no element string per record.
-    this.records.append(canonical, 1); // without its closing ']'
-    this.records.append(this.keyMember.text);
-    this.records.append(hmac);
-    this.records.append('"]');
+    this.records.append(element);
     this.ids.append(id);
     this.hmacs.append(hmac);
     this.count++;
