@@ -95,8 +95,9 @@ async function benchMode(mode: 'embedded' | 'server'): Promise<Row[]> {
     const drafts = wanted('response') || wanted('draft') ? await startResponses(server, q, created, 1000) : [];
     // One response, read repeatedly: issue 3's other cached read (its answers are the larger body).
     if (wanted('response')) {
-      await run({ url: `${base}/v1/questionnaire-responses/${drafts[0]!.id}`, headers, duration: 2 });
-      rows.push(row(label, 'GET /v1/questionnaire-responses/{id} (cached)', await run({ url: `${base}/v1/questionnaire-responses/${drafts[0]!.id}`, headers })));
+      const url = `${base}/v1/questionnaire-responses/${drafts[0]!.id}`;
+      await run({ url, headers, duration: 2 });
+      rows.push(row(label, 'GET /v1/questionnaire-responses/{id} (cached)', await run({ url, headers })));
     }
     if (wanted('draft')) rows.push(row(label, 'PATCH /v1/questionnaire-responses/{id} (draft save)', await run(roundRobin(base, headers, 'PATCH', drafts, (r) => `/v1/questionnaire-responses/${r.id}`, (i) => ({ item: benchAnswers(i) })))));
     // A draft can be submitted once: exactly one request per draft (`amount`), so no answer is the

@@ -1,5 +1,5 @@
 // A `carebase serve` process to benchmark: its own database (server mode) or data directory
-// (embedded), the bench tenant, tokens for it, request logs on (to /dev/null), and rate limits
+// (embedded), the bench tenant, tokens for it, request logs on (discarded, or kept in BENCH_SERVER_LOG), and rate limits
 // so high that the single benchmark user is never refused (each request still pays for its check).
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
@@ -75,7 +75,7 @@ export async function startBenchServer(o: ServerOptions): Promise<BenchServer> {
     cli('tenant', 'create', 'bench');
     const token = cli('token', '--tenant', 'bench', '--role', 'clinician', '--sub', 'bench', '--ttl', '7200');
     const adminToken = cli('token', '--tenant', 'bench', '--role', 'admin', '--sub', 'bench-admin', '--ttl', '7200');
-    // BENCH_SERVER_LOG=<file> keeps the server's log lines (each request's responseTime, and when:
+    // BENCH_SERVER_LOG=<file> keeps the server's log lines (each request's durationMs and time:
     // where a latency tail comes from); otherwise they are discarded.
     const logFile = process.env.BENCH_SERVER_LOG;
     const stdout = logFile ? openSync(logFile, 'w') : 'ignore';
