@@ -1,6 +1,7 @@
 // A `carebase serve` process to benchmark: its own database (server mode) or data directory
-// (embedded), the bench tenant, tokens for it, request logs on (discarded, or kept in BENCH_SERVER_LOG), and rate limits
-// so high that the single benchmark user is never refused (each request still pays for its check).
+// (embedded), the bench tenant, tokens for it, request logs on (discarded, or kept in
+// BENCH_SERVER_LOG), and rate limits so high that the single benchmark user is never refused
+// (each request still pays for its check).
 import { spawn, execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
