@@ -120,9 +120,13 @@ const logLines = (srv: Server) =>
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
-/** The traceparent of the event of `resourceId`'s creation, read from the `events` table. */
+/**
+ * The traceparent of the event of `resourceId`'s creation (undefined: no such event): from `events`
+ * once dispatched, or from the outbox, which carries it the same way — a server stopped right after
+ * the write may not have dispatched it yet (seen on a fast machine).
+ */
 async function eventTraceparent(mode: 'embedded' | 'server', dataDir: string, resourceId: string): Promise<string | null | undefined> {
-  const q = 'select traceparent from events where resource_id = $1 and type = $2';
+  const q = 'select traceparent from events where resource_id = $1 and type = $2 union all select traceparent from outbox where resource_id = $1 and type = $2';
   if (mode === 'server') {
     const c = new pg.Client({ connectionString: postgresUrl! });
     await c.connect();
