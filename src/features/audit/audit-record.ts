@@ -45,13 +45,26 @@ function sortedKeys(v: unknown): unknown {
   return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortedKeys((v as Record<string, unknown>)[k])]));
 }
 
-/** The fields in their fixed order; any change of a field changes this string. */
-export function canonical(r: Unsigned): string {
+/**
+ * The fields after tenant, id and time as a JSON array: what a batched read keeps until it is
+ * signed (pending-batch.ts). canonicalFrom() makes the canonical form of it without reading it.
+ */
+export function canonicalTail(r: Omit<Unsigned, 'tenantId' | 'id' | 'occurredAt'>): string {
   return JSON.stringify([
-    r.tenantId, r.id, r.occurredAt.toISOString(), r.actorSub, [...r.actorRoles], r.action, r.resourceType,
-    r.resourceId, r.patientId, r.outcome, r.requestId, r.clientIp, r.userAgent, sortedKeys(r.detail ?? null),
+    r.actorSub, [...r.actorRoles], r.action, r.resourceType, r.resourceId, r.patientId, r.outcome, r.requestId, r.clientIp,
+    r.userAgent, sortedKeys(r.detail ?? null),
   ]);
 }
+
+/**
+ * The canonical form from its first three fields and the rest's canonicalTail(): a JSON array
+ * written out is its elements joined by commas, so this is byte for byte JSON.stringify of all 14.
+ */
+export const canonicalFrom = (tenantId: string, id: string, occurredAt: Date, tail: string) =>
+  `[${JSON.stringify(tenantId)},${JSON.stringify(id)},"${occurredAt.toISOString()}",${tail.slice(1)}`;
+
+/** The fields in their fixed order; any change of a field changes this string. */
+export const canonical = (r: Unsigned): string => canonicalFrom(r.tenantId, r.id, r.occurredAt, canonicalTail(r));
 
 export const hmacOf = (key: AuditKey, text: string) => createHmac('sha256', key.secret).update(text).digest('base64url');
 
@@ -61,14 +74,9 @@ export function signRecord(key: AuditKey, r: Unsigned): AuditEventRow {
 
 /**
  * A signed record as an element of an audit_event_batches row (migration 0010): its canonical form
- * followed by its key id and HMAC; and the HMAC alone, for the batch row's record_hmacs (migration
- * 0013).
+ * followed by its key id and HMAC.
  */
-export function signedElement(key: AuditKey, r: Unsigned): { element: string; hmac: string } {
-  const text = canonical(r);
-  const hmac = hmacOf(key, text);
-  return { element: `${text.slice(0, -1)},${JSON.stringify(key.id)},${JSON.stringify(hmac)}]`, hmac };
-}
+export const signedElement = (key: AuditKey, text: string, hmac: string) => `${text.slice(0, -1)},${JSON.stringify(key.id)},"${hmac}"]`;
 
 export function hmacMatches(key: AuditKey, r: AuditEventRow): boolean {
   const expected = Buffer.from(hmacOf(key, canonical(r)));

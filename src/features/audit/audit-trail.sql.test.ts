@@ -100,23 +100,26 @@ describe.each(storageModes())('audit trail search over batches on %s', (mode) =>
 
   it('records arriving while batches are written wait for the next flush: full batches, not one row per few records', async () => {
     const t = await srv.newTenant();
-    // Each batch insert takes 20 ms longer, so records keep arriving while one is written.
+    // Each batch insert takes 60 ms longer, so records keep arriving while one is written.
     const slow = { ...srv.deps.db, autocommit: (async (tenantId, fn) => {
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 60));
       return srv.deps.db.autocommit(tenantId, fn);
     }) as typeof srv.deps.db.autocommit };
     const auditor = createAuditor({ db: slow, key: srv.deps.audit.key, log: createLogger('silent'), mode: 'batched', flushMs: 1000 });
-    const read = () => auditor.record({ tenantId: t, principal: { sub: 'busy', roles: new Set(['staff']) }, requestId: randomUUID() }, { action: 'read', resourceType: 'Patient', resourceId: patients[1]!, patientId: patients[1]! }, new Date());
+    const read = (tenantId = t) => auditor.record({ tenantId, principal: { sub: 'busy', roles: new Set(['staff']) }, requestId: randomUUID() }, { action: 'read', resourceType: 'Patient', resourceId: patients[1]!, patientId: patients[1]! }, new Date());
+    // The signing thread started (its start, not the 20 ms, would otherwise decide what waits).
+    await read(await srv.newTenant());
+    await auditor.flush();
     for (let i = 0; i < 10; i++) await read();
     const first = auditor.flush(); // still writing while 1,050 more arrive
     for (let i = 0; i < 1050; i++) await read();
     for (let i = 0; i < 5; i++) {
-      await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, 120));
       await read();
     }
     await first;
     await auditor.close();
-    expect(auditor.stats()).toMatchObject({ pending: 0, written: 1065, failedFlushes: 0 });
+    expect(auditor.stats()).toMatchObject({ pending: 0, written: 1066, failedFlushes: 0 });
     const counts = await srv.deps.db.withOwner((s) => s.query<{ n: number }>('select record_count as n from audit_event_batches where tenant_id = $1 order by first_id', [t]));
     // The first flush took the 10 and the record pushed before it ran; the flush queued at the
     // 1,000th waited for it and took all 1,049 then pending; close() wrote the last 5. (Ids within

@@ -1,17 +1,19 @@
 // Writes audit records. A write's own record goes into its statement (see write helpers and
 // migration 0008); everything else — reads, denials, failures — comes here. By default these are
-// batched: kept in memory at most `flushMs` (≤ 1 s), then stored as one audit_event_batches row per
-// tenant and flush (migration 0010), so a cached read costs neither a synchronous insert nor a row
-// and four index entries of its own; `reads: 'sync'` inserts each into audit_events before the
-// response instead. A failed flush keeps its batches as they were and retries them; close()
-// flushes what is left (graceful shutdown).
+// batched: kept in memory at most `flushMs` (≤ 1 s), signed at the flush in the signing thread
+// (batch-signer.ts), then stored as one audit_event_batches row per tenant and flush (migration
+// 0010), so a cached read costs neither a synchronous insert nor a row and four index entries of
+// its own; `reads: 'sync'` signs and inserts each into audit_events before the response instead. A
+// failed flush keeps its batches as they were signed and retries them; close() flushes what is
+// left (graceful shutdown).
 import { param, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
 import { idAt } from '../../platform/ids.js';
-import { asColumnsJson, signedElement, signRecord, type AuditEntry, type AuditKey, type AuditSubject, type Unsigned } from './audit-record.js';
+import { asColumnsJson, canonicalTail, signRecord, type AuditEntry, type AuditKey, type AuditSubject, type Unsigned } from './audit-record.js';
 import type { AuditEventRow } from './audit.table.js';
-import { MAX_BATCH_RECORDS, PendingBatch, type Batch } from './pending-batch.js';
+import { createBatchSigner } from './batch-signer.js';
+import { MAX_BATCH_RECORDS, PendingBatch, type Batch, type UnsignedBatch } from './pending-batch.js';
 
 export interface AuditorStats {
   pending: number;
@@ -61,17 +63,16 @@ export function createAuditor(o: AuditorOptions): Auditor {
   /** Each tenant's batch being filled. */
   const open = new Map<string, PendingBatch>();
   /** Batches full (or cut at their time span) and not yet handed to a flush. */
-  let closed: Batch[] = [];
+  let closed: UnsignedBatch[] = [];
   /** Batches whose insert failed: retried first, exactly as they were. */
   let unwritten: Batch[] = [];
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
   const counts = { written: 0, failedFlushes: 0, dropped: 0 };
+  const signer = createBatchSigner(o.key, o.log);
 
-  const unsigned = (who: AuditSubject, e: AuditEntry, at: Date): Unsigned => ({
-    tenantId: who.tenantId,
-    id: idAt(at),
-    occurredAt: at,
+  /** Every field but tenant, id and time. */
+  const fields = (who: AuditSubject, e: AuditEntry): Omit<Unsigned, 'tenantId' | 'id' | 'occurredAt'> => ({
     actorSub: who.principal.sub,
     actorRoles: [...who.principal.roles].sort(),
     action: e.action,
@@ -84,6 +85,7 @@ export function createAuditor(o: AuditorOptions): Auditor {
     userAgent: who.client?.userAgent ?? null,
     detail: e.detail ?? null,
   });
+  const unsigned = (who: AuditSubject, e: AuditEntry, at: Date): Unsigned => ({ tenantId: who.tenantId, id: idAt(at), occurredAt: at, ...fields(who, e) });
   const sign = (who: AuditSubject, e: AuditEntry, at: Date): AuditEventRow => signRecord(o.key, unsigned(who, e, at));
 
   function schedule(): void {
@@ -93,7 +95,7 @@ export function createAuditor(o: AuditorOptions): Auditor {
     }, o.flushMs);
   }
 
-  const countOf = (batches: Batch[]) => batches.reduce((n, b) => n + b.count, 0);
+  const countOf = (batches: { count: number }[]) => batches.reduce((n, b) => n + b.count, 0);
   const pendingCount = () => countOf(unwritten) + countOf(closed) + [...open.values()].reduce((n, b) => n + b.count, 0);
 
   function flush(): Promise<void> {
@@ -101,8 +103,19 @@ export function createAuditor(o: AuditorOptions): Auditor {
       for (const b of open.values()) closed.push(b.close());
       open.clear();
       if (closed.length === 0 && unwritten.length === 0) return;
-      const batches = [...unwritten, ...closed];
+      const toSign = closed;
       closed = [];
+      let signed: Batch[];
+      try {
+        signed = await Promise.all(toSign.map((b) => signer.sign(b)));
+      } catch (err) {
+        counts.failedFlushes++;
+        closed = [...toSign, ...closed];
+        o.log.error({ err, pending: pendingCount() }, 'audit: signing read records failed; retrying');
+        schedule();
+        return;
+      }
+      const batches = [...unwritten, ...signed];
       unwritten = [];
       for (const [i, b] of batches.entries()) {
         try {
@@ -137,19 +150,18 @@ export function createAuditor(o: AuditorOptions): Auditor {
         counts.written++;
         return;
       }
-      const r = unsigned(who, e, at);
-      let batch = open.get(r.tenantId);
-      if (batch && !batch.fits(r.id)) {
+      const ms = at.getTime();
+      let batch = open.get(who.tenantId);
+      if (batch && !batch.fits(ms)) {
         closed.push(batch.close());
         batch = undefined;
       }
-      if (!batch) open.set(r.tenantId, (batch = new PendingBatch(r.tenantId)));
-      const { element, hmac } = signedElement(o.key, r);
-      batch.add(r.id, r.patientId, r.actorSub, element, hmac);
+      if (!batch) open.set(who.tenantId, (batch = new PendingBatch(who.tenantId)));
+      batch.add(ms, e.patientId ?? null, who.principal.sub, canonicalTail(fields(who, e)));
       if (batch.count === MAX_BATCH_RECORDS) {
         // Full: written by the flush queued here, which takes every batch pending when it runs.
         closed.push(batch.close());
-        open.delete(r.tenantId);
+        open.delete(who.tenantId);
         void flush();
       } else schedule();
     },
@@ -159,6 +171,7 @@ export function createAuditor(o: AuditorOptions): Auditor {
       if (timer) clearTimeout(timer);
       timer = undefined;
       await flush();
+      await signer.close();
       const lost = pendingCount();
       if (lost > 0) o.log.error({ lost }, 'audit: records could not be written before shutdown');
     },

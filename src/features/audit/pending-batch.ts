@@ -1,5 +1,6 @@
 // A tenant's batched read records while they wait for their flush (auditor.ts), kept as the bytes
-// of the batch row's values rather than as an object per record.
+// of one text rather than as an object per record; signed only when the batch is flushed, off the
+// request thread (batch-signer.ts).
 //
 // A record waits up to AUDIT_FLUSH_MS (or until its batch is full: ~150 ms at 7,000 reads a
 // second), long enough to outlive one or two young-generation collections. Kept as strings and
@@ -7,7 +8,10 @@
 // ~4 µs of GC per cached read (--trace-gc, tenth session). Appended to Buffers (memory outside the
 // JS heap), a record's strings die young, and a batch is a handful of objects however many records
 // it holds.
-import { msOfId } from '../../platform/ids.js';
+//
+// What a record keeps is one line: its time in milliseconds and its canonicalTail() (every field
+// but tenant, id and time; the tenant is the batch's). The id, the canonical form and the HMAC are
+// made from it when the batch is signed (batch-signing.ts).
 import { BATCH_SPAN_MS } from './audit.table.js';
 
 /** Records per batch row at most. */
@@ -20,9 +24,8 @@ export const MAX_BATCH_RECORDS = 1000;
 class TextBuilder {
   private buf: Buffer;
   private length = 0;
-  constructor(capacity: number, start: string) {
+  constructor(capacity: number) {
     this.buf = Buffer.allocUnsafe(capacity);
-    this.append(start);
   }
   append(s: string): void {
     const needed = this.length + Buffer.byteLength(s);
@@ -33,14 +36,13 @@ class TextBuilder {
     }
     this.length += this.buf.write(s, this.length, 'utf8');
   }
-  /** The text with `end` appended: once, when the batch closes. */
-  end(end: string): string {
-    this.append(end);
+  /** The text: once, when the batch closes. */
+  text(): string {
     return this.buf.toString('utf8', 0, this.length);
   }
 }
 
-/** A closed batch: the values of its audit_event_batches row, as they will be inserted (and retried). */
+/** A closed batch, signed: the values of its audit_event_batches row, as they will be inserted (and retried). */
 export interface Batch {
   tenantId: string;
   /** The smallest record id: the row's id, so that a retry after a lost acknowledgement conflicts. */
@@ -56,62 +58,42 @@ export interface Batch {
   hmacs: string;
 }
 
+/** A closed batch before signing: its records as lines of `<ms><canonicalTail>`. */
+export interface UnsignedBatch {
+  tenantId: string;
+  count: number;
+  patientIds: string[];
+  actorSubs: string[];
+  lines: string;
+}
+
 export class PendingBatch {
   count = 0;
-  private firstId = '';
-  private lastId = '';
   private firstMs = Infinity;
   private lastMs = -Infinity;
   private readonly patients = new Set<string>();
   private readonly actors = new Set<string>();
   // Small to start (a quiet tenant's batch holds a few records), doubling as needed.
-  private readonly records = new TextBuilder(16 * 1024, '[');
-  private readonly ids = new TextBuilder(2 * 1024, '{');
-  private readonly hmacs = new TextBuilder(2 * 1024, '{');
+  private readonly lines = new TextBuilder(16 * 1024);
 
   constructor(readonly tenantId: string) {}
 
-  /** Whether a record with this id may join without the batch spanning more than BATCH_SPAN_MS. */
-  fits(id: string): boolean {
-    if (this.count === 0) return true;
-    const ms = msOfId(id);
-    return Math.max(this.lastMs, ms) - Math.min(this.firstMs, ms) <= BATCH_SPAN_MS;
+  /** Whether a record at `ms` may join without the batch spanning more than BATCH_SPAN_MS. */
+  fits(ms: number): boolean {
+    return this.count === 0 || Math.max(this.lastMs, ms) - Math.min(this.firstMs, ms) <= BATCH_SPAN_MS;
   }
 
-  /**
-   * Adds a record: its element, id and HMAC (neither needs quoting in an array literal: a UUID, and
-   * base64url, which is never NULL).
-   */
-  add(id: string, patientId: string | null, actorSub: string, element: string, hmac: string): void {
-    if (this.count > 0) {
-      this.records.append(',');
-      this.ids.append(',');
-      this.hmacs.append(',');
-    }
-    this.records.append(element);
-    this.ids.append(id);
-    this.hmacs.append(hmac);
+  /** Adds a record: its time and canonicalTail() (JSON: never a raw line break). */
+  add(ms: number, patientId: string | null, actorSub: string, tail: string): void {
+    this.lines.append(`${ms}${tail}\n`);
     this.count++;
-    if (this.count === 1 || id < this.firstId) this.firstId = id;
-    if (this.count === 1 || id > this.lastId) this.lastId = id;
-    const ms = msOfId(id);
     this.firstMs = Math.min(this.firstMs, ms);
     this.lastMs = Math.max(this.lastMs, ms);
     if (patientId !== null) this.patients.add(patientId);
     this.actors.add(actorSub);
   }
 
-  close(): Batch {
-    return {
-      tenantId: this.tenantId,
-      firstId: this.firstId,
-      lastId: this.lastId,
-      count: this.count,
-      patientIds: [...this.patients],
-      actorSubs: [...this.actors],
-      records: this.records.end(']'),
-      ids: this.ids.end('}'),
-      hmacs: this.hmacs.end('}'),
-    };
+  close(): UnsignedBatch {
+    return { tenantId: this.tenantId, count: this.count, patientIds: [...this.patients], actorSubs: [...this.actors], lines: this.lines.text() };
   }
 }
