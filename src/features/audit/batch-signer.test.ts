@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../platform/log.js';
-import { canonical, hmacMatches, type AuditKey } from './audit-record.js';
+import { canonical, canonicalTail, hmacMatches, type AuditKey } from './audit-record.js';
 import { createBatchSigner, type BatchSigner } from './batch-signer.js';
 import { PendingBatch } from './pending-batch.js';
 import type { AuditEventRow } from './audit.table.js';
@@ -15,7 +15,7 @@ function pending(tenantId: string): { batch: PendingBatch; at: Date[] } {
   const batch = new PendingBatch(tenantId);
   const at = NAUGHTY.map((ua, i) => {
     const when = new Date(Date.UTC(2026, 10, 24, 9, 0, 0, i * 7));
-    batch.add(when.getTime(), i % 2 ? null : '0190b7e2-1111-7000-8000-00000000000' + i, `sub-${i}`, JSON.stringify([`sub-${i}`, ['clinician', 'staff'], 'read', 'Patient', `r${i}`, null, 'success', `req-${i}`, '::1', ua, i === 0 ? { code: 'X', n: 1 } : null]));
+    batch.add(when.getTime(), i % 2 ? null : '0190b7e2-1111-7000-8000-00000000000' + i, `sub-${i}`, canonicalTail({ actorSub: `sub-${i}`, actorRoles: ['clinician', 'staff'], action: 'read', resourceType: 'Patient', resourceId: `r${i}`, patientId: null, outcome: 'success', requestId: `req-${i}`, clientIp: '::1', userAgent: ua, detail: i === 0 ? { n: 1, code: 'X' } : null }));
     return when;
   });
   return { batch, at };

@@ -1,8 +1,8 @@
 // Signs closed batches of read records (batch-signing.ts) in a thread of their own.
 //
-// Making a record's id and canonical form and its HMAC was about half of what auditing cost a
-// cached read on the thread that answers requests (a fifth of that thread's time per read went to
-// auditing). Done per batch in this thread instead, a read only writes a line of JSON
+// Making a record's id, canonical form and HMAC was most of what recording a cached read cost the
+// thread that answers requests (~11 µs of ~16, profiled; bench/RESULTS.md, thirteenth session).
+// Done per batch in this thread instead, a read only writes a line of JSON
 // (pending-batch.ts), and the answering thread gets back its time; the signing runs on another core
 // when one is free.
 //
@@ -28,7 +28,7 @@ export type SignResult = { n: number; batch: Batch; error?: undefined } | { n: n
 
 export interface BatchSigner {
   sign(batch: UnsignedBatch): Promise<Batch>;
-  /** Waits for the batches being signed, then stops the thread. */
+  /** Stops the thread; a batch still out is signed here, and so is every later one. */
   close(): Promise<void>;
 }
 
@@ -41,8 +41,8 @@ interface Waiting {
 /** `entry`: the thread's script (tests give one that fails). */
 export function createBatchSigner(key: AuditKey, log: Logger, entry = new URL('./batch-signer.worker.mjs', import.meta.url)): BatchSigner {
   let worker: Worker | undefined;
-  /** The thread failed: sign here from now on. */
-  let inThread = false;
+  /** The thread failed or was closed: sign on the calling thread from now on. */
+  let signHere = false;
   let next = 0;
   const waiting = new Map<number, Waiting>();
 
@@ -59,8 +59,8 @@ export function createBatchSigner(key: AuditKey, log: Logger, entry = new URL('.
   }
 
   function failed(reason: string): void {
-    if (inThread) return;
-    inThread = true;
+    if (signHere) return;
+    signHere = true;
     worker = undefined;
     log.warn({ reason, batches: waiting.size }, 'audit: the signing thread failed; signing batches on the request thread');
     signWaiting();
@@ -87,7 +87,7 @@ export function createBatchSigner(key: AuditKey, log: Logger, entry = new URL('.
 
   return {
     sign(batch) {
-      if (inThread) return Promise.resolve(signBatch(key, batch));
+      if (signHere) return Promise.resolve(signBatch(key, batch));
       worker ??= start();
       const n = next++;
       const w = worker;
@@ -100,7 +100,7 @@ export function createBatchSigner(key: AuditKey, log: Logger, entry = new URL('.
     },
     async close() {
       // After the auditor's last flush: normally nothing is out.
-      inThread = true;
+      signHere = true;
       const w = worker;
       worker = undefined;
       signWaiting();
