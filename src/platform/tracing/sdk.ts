@@ -6,17 +6,17 @@
 // the Db port (traced-db.ts, either driver), each cache command (Redis in server mode:
 // resource-cache.ts), each job attempt (a CONSUMER span continuing its producer's trace:
 // platform/jobs/run-job.ts) and each outgoing call (the alert webhook, with traceparent sent).
-// Exported over OTLP/HTTP (JSON) in batches, scrubbed of PHI first (scrub.ts). The provider is not
-// registered globally: no context manager, no global propagator, nothing patched.
+// Exported over OTLP/HTTP (JSON) in batches from a thread of their own (export-thread.ts), scrubbed
+// of PHI first (scrub.ts). The provider is not registered globally: no context manager, no global
+// propagator, nothing patched.
 //
 // Why not @opentelemetry/sdk-node: it pulls in every exporter (gRPC included) and slows the start.
 import { isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Context, type Span, type TextMapGetter } from '@opentelemetry/api';
 import { setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler } from '@opentelemetry/sdk-trace-base';
 import type { TracingConfig } from '../../config.js';
-import { scrubbingExporter } from './scrub.js';
+import { threadExporter } from './export-thread.js';
+import { resourceOf } from './otlp.js';
 import { installTracing, type SpanAttributes, type TraceContext } from './tracing.js';
 
 const getter: TextMapGetter<Readonly<Record<string, unknown>>> = {
@@ -66,13 +66,12 @@ export async function startTracing(c: TracingConfig): Promise<void> {
     process.stderr.write(`${JSON.stringify({ level: 'warn', time: new Date().toISOString(), service: 'carebase', msg: 'tracing: the OpenTelemetry SDK failed (spans may be lost)', err: { message: message.slice(0, 300) } })}\n`);
   });
 
-  const exporter = new OTLPTraceExporter({ url: c.tracesUrl, headers: { ...c.headers }, timeoutMillis: 10_000 });
   const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ ...c.resourceAttributes, 'service.name': c.serviceName }),
+    resource: resourceOf(c),
     // Whether a trace is sampled is decided before a span is asked for (parentFor below): only
     // sampled work starts spans, and their children follow them.
     sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
-    spanProcessors: [new BatchSpanProcessor(scrubbingExporter(exporter))],
+    spanProcessors: [new BatchSpanProcessor(threadExporter(c))],
   });
   const tracer = provider.getTracer('carebase');
   const propagator = new W3CTraceContextPropagator();
