@@ -2,10 +2,11 @@
 // settings) run side by side in server mode, each with its own database and Redis database, and
 // take turns under the same fixed offered load — A then B, then B then A, round after round — so
 // that the machine's drift (on two shared cores it swings ±25 % within minutes) falls on both
-// alike. Compared: the API process's CPU time per request, the rest of the machine's, and req/s
-// (meaningful at saturation: a --rate above what the server answers); the summary gives each
-// side's mean and the mean paired difference with its standard error. --pairs=N repeats all of it
-// with N pairs of fresh processes (see compare() below for why that matters).
+// alike. Compared: the API process's CPU time per request (and its main thread's, the one that
+// answers requests), the rest of the machine's, and req/s (meaningful at saturation: a --rate
+// above what the server answers); the summary gives each side's mean and the mean paired
+// difference with its standard error. --pairs=N repeats all of it with N pairs of fresh processes
+// (see compare() below for why that matters).
 //
 //   npm run bench:ab -- --a=/tmp/before [--b=.] [--only=get] [--rate=2500] [--rounds=8] [--seconds=5]
 //                       [--pairs=3] [--a-env=K=V,K=V] [--b-env=K=V] [--a-trace=0.1] [--b-trace=0.1]
@@ -42,6 +43,7 @@ interface Side {
   /** Brings that state up to date after a turn (see refreshVersions). */
   settle(): Promise<void>;
   apiUs: number[];
+  mainUs: number[];
   restUs: number[];
   rps: number[];
 }
@@ -83,7 +85,7 @@ async function seed(name: 'A' | 'B', server: BenchServer): Promise<Side> {
     let n = 1000;
     requests = { url: base, requests: [{ method: 'POST', path: '/v1/patients', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify(patient(n++)) }) }] };
   }
-  return { name, server, requests, settle, apiUs: [], restUs: [], rps: [] };
+  return { name, server, requests, settle, apiUs: [], mainUs: [], restUs: [], rps: [] };
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -117,9 +119,10 @@ async function runPair(pair: number): Promise<PairResult> {
         const failed = m.result.non2xx + m.result.errors + m.result.timeouts;
         if (failed > 0) throw new Error(`${s.name}: ${failed} failed requests in round ${round + 1} (status codes ${JSON.stringify(m.result.statusCodeStats)}, ${m.result.errors} errors, ${m.result.timeouts} timeouts)`);
         s.apiUs.push(m.apiUs);
+        s.mainUs.push(m.mainUs);
         s.restUs.push(m.restUs);
         s.rps.push(m.result.requests.average);
-        line.push(`${s.name} ${m.apiUs} (${m.restUs}) at ${Math.round(m.result.requests.average)} req/s`);
+        line.push(`${s.name} ${m.apiUs}/${m.mainUs} (${m.restUs}) at ${Math.round(m.result.requests.average)} req/s`);
       }
       process.stdout.write(`pair ${pair + 1} round ${round + 1}: ${line.join(' · ')}\n`);
     }
@@ -130,7 +133,7 @@ async function runPair(pair: number): Promise<PairResult> {
   }
 }
 
-process.stdout.write(`${SCENARIO}, ${RATE} req/s offered, ${SECONDS} s per turn, ${PAIRS} pair(s) of processes × ${ROUNDS} rounds; API CPU µs/req (other CPU µs/req)\n`);
+process.stdout.write(`${SCENARIO}, ${RATE} req/s offered, ${SECONDS} s per turn, ${PAIRS} pair(s) of processes × ${ROUNDS} rounds; API CPU µs/req / its main thread (other CPU µs/req)\n`);
 const results: PairResult[] = [];
 for (let pair = 0; pair < PAIRS; pair++) results.push(await runPair(pair));
 
@@ -151,4 +154,4 @@ const compare = (what: string, pick: (s: Side) => number[]) => {
   const pairs = results.length > 1 ? ` [pairs: ${diffs.map((x) => x.toFixed(1)).join(', ')}]` : ' [one pair: the error is within it and leaves out how processes differ]';
   return `${what}: A mean ${base.toFixed(0)}, B mean ${mean(perPair.map((p) => p.b)).toFixed(0)}; B − A ${d.toFixed(1)} ± ${se.toFixed(1)} (${((d / base) * 100).toFixed(1)} %)${pairs}\n`;
 };
-process.stdout.write(compare('API CPU µs/req', (s) => s.apiUs) + compare('other CPU µs/req', (s) => s.restUs) + compare('req/s', (s) => s.rps));
+process.stdout.write(compare('API CPU µs/req', (s) => s.apiUs) + compare('main thread µs/req', (s) => s.mainUs) + compare('other CPU µs/req', (s) => s.restUs) + compare('req/s', (s) => s.rps));

@@ -46,9 +46,9 @@ export async function createBenchDatabase(prefix: string): Promise<{ url: string
   return { url: ADMIN_URL.replace(/\/postgres$/, `/${name}`), drop: () => admin(`drop database if exists ${name} with (force)`) };
 }
 
-/** CPU ticks (user + system) a process has used so far. */
-export function procTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+/** CPU ticks (user + system) a process (or, with `tid`, one of its threads) has used so far. */
+export function procTicks(pid: number, tid?: number): number {
+  const f = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return Number(f[11]) + Number(f[12]);
 }
 
@@ -65,11 +65,17 @@ export interface Measured {
   /** CPU time per request (µs) of the API process, and of everything else but the load generator. */
   apiUs: number;
   restUs: number;
+  /**
+   * The part of apiUs spent on the API's main thread, the one that answers requests: the rest is
+   * its other threads' (audit signing, span export, GC helpers, libuv's pool).
+   */
+  mainUs: number;
 }
 
 /** One autocannon run against the server process `pid`, with the CPU time per request it cost. */
 export function measure(pid: number, opts: autocannon.Options): Promise<Measured> {
   const api0 = procTicks(pid);
+  const main0 = procTicks(pid, pid);
   const busy0 = busyTicks();
   const own0 = process.cpuUsage();
   return new Promise((resolve, reject) => {
@@ -79,7 +85,8 @@ export function measure(pid: number, opts: autocannon.Options): Promise<Measured
       const api = (procTicks(pid) - api0) * TICK_MS * 1000;
       const rest = (busyTicks() - busy0) * TICK_MS * 1000 - api - (own.user + own.system);
       const n = Math.max(1, result.requests.total);
-      resolve({ result, apiUs: Math.round(api / n), restUs: Math.round(Math.max(0, rest) / n) });
+      const main = (procTicks(pid, pid) - main0) * TICK_MS * 1000;
+      resolve({ result, apiUs: Math.round(api / n), restUs: Math.round(Math.max(0, rest) / n), mainUs: Math.round(main / n) });
     });
   });
 }
