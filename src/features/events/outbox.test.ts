@@ -119,7 +119,7 @@ describe.each(storageModes())('outbox and event log on %s', (mode) => {
     const api = await apiFor(tenant);
     const traced = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     let current: string | undefined = traced;
-    // Tracing as the SDK installs it (sdk.ts), reduced to what the write path asks: the request's
+    // Tracing as tracer.ts installs it, reduced to what the write path asks: the request's
     // span (none when not sampled), whose traceparent the write keeps.
     installTracing({
       serverSpan: () => (current ? { trace: { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceparent: current }, end: () => {} } : undefined),

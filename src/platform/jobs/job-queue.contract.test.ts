@@ -118,7 +118,7 @@ for (const [kind, available] of adapters) {
       const r = recorder();
       const spans: { name: string; traceparent: unknown }[] = [];
       const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-      // Tracing as sdk.ts installs it, reduced to the job's span (test/tracing.test.ts runs the real SDK).
+      // Tracing as tracer.ts installs it, reduced to the job's span (test/tracing.test.ts runs the real one).
       installTracing({
         serverSpan: () => undefined,
         span: (_p, _n, _k, _a, fn) => fn(undefined),

@@ -17,7 +17,7 @@ if (command === 'serve' || command === 'worker') {
   }
   if (tracing) {
     try {
-      const { startTracing } = await import('./sdk.js');
+      const { startTracing } = await import('./tracer.js');
       await startTracing(tracing);
     } catch (err) {
       // Observability is not worth an outage: said once, loudly, and the service starts untraced.

@@ -1,15 +1,16 @@
-// The export thread sends exactly what exporting on the calling thread sends (same OTLP body:
-// resource, scope, ids, parent, trace state, times, status, scrubbed attributes and events); when
-// the thread fails, spans are still exported (here), and the failure is reported once.
+// Spans recorded by span-record.ts and sent through the export thread reach an OTLP receiver
+// exactly as the SDK exports them on the calling thread (same body: resource, scope, ids, parent,
+// trace state, kinds, times, status, events), scrubbed; batches of any size all arrive; when the
+// thread fails, spans are still exported (here), and the failure is reported once.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createTraceState, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags } from '@opentelemetry/api';
-import { ExportResultCode, setGlobalErrorHandler, loggingErrorHandler, type ExportResult } from '@opentelemetry/core';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { loggingErrorHandler, setGlobalErrorHandler } from '@opentelemetry/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TracingConfig } from '../../config.js';
-import { threadExporter } from './export-thread.js';
-import { otlpExporter, resourceOf } from './otlp.js';
+import { spanExport } from './export-thread.js';
+import { RecordingSpan, type EncodedSpan } from './span-record.js';
+import { createSpanSink } from './span-sink.js';
 
 const PHI = 'Jane Q. Testpatient';
 let bodies: unknown[] = [];
@@ -40,35 +41,27 @@ afterEach(() => {
   setGlobalErrorHandler(loggingErrorHandler());
 });
 
-/** Real SDK spans: a server span continuing a remote caller (with trace state), and a failed child with an exception. */
-function spans(): ReadableSpan[] {
-  const memory = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({ resource: resourceOf(config), spanProcessors: [new SimpleSpanProcessor(memory)] });
-  const tracer = provider.getTracer('carebase', '1.2.3');
-  const remote = trace.setSpanContext(ROOT_CONTEXT, {
-    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
-    spanId: '00f067aa0ba902b7',
-    traceFlags: TraceFlags.SAMPLED,
-    isRemote: true,
-    traceState: createTraceState('vendor=abc,other=1'),
-  });
-  const server = tracer.startSpan('GET /v1/patients', { kind: SpanKind.SERVER, attributes: { 'url.full': `http://h/v1/patients?name=${PHI}`, 'client.address': '10.1.2.3', 'http.response.status_code': 200 } }, remote);
-  const child = tracer.startSpan('db.query', { kind: SpanKind.CLIENT, attributes: { 'db.system': 'postgresql', 'db.statement.values': [PHI] } }, trace.setSpan(remote, server));
-  child.recordException(new Error(`duplicate key value (${PHI})`));
-  child.setStatus({ code: SpanStatusCode.ERROR, message: `failed for ${PHI}` });
-  child.end();
-  server.end();
-  return memory.getFinishedSpans();
+const CALLER = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', isRemote: true, traceState: 'vendor=abc,other=1' };
+
+/** A server span continuing a remote caller (with trace state), and a failed client child with an exception. */
+function spans(): EncodedSpan[] {
+  const request = new RecordingSpan('GET', SpanKind.SERVER, { 'url.full': `http://h/v1/patients?name=${PHI}`, 'client.address': '10.1.2.3' }, CALLER);
+  const child = new RecordingSpan('db.read', SpanKind.CLIENT, { 'db.system': 'postgresql', 'db.statement.values': PHI }, request);
+  child.fail(new Error(`duplicate key value (${PHI})`));
+  return [child.end(), request.end('GET /v1/patients', { 'http.route': '/v1/patients', 'http.response.status_code': 200 })];
 }
 
-const exported = (e: SpanExporter, s: ReadableSpan[]) => new Promise<ExportResult>((r) => e.export(s, r));
+type Body = { resourceSpans: { resource: { attributes: { key: string }[] }; scopeSpans: { scope: { name: string }; spans: Record<string, unknown>[] }[] }[] };
+const spansIn = (b: unknown) => (b as Body).resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans));
 
-describe('span export thread', () => {
-  it('sends the same OTLP body as exporting on this thread, scrubbed', async () => {
+describe('span export', () => {
+  it('sends what the SDK sends when it exports on this thread, scrubbed', async () => {
     const s = spans();
-    expect(await exported(otlpExporter(config), s)).toEqual({ code: ExportResultCode.SUCCESS });
-    const thread = threadExporter(config);
-    expect(await exported(thread, s)).toEqual({ code: ExportResultCode.SUCCESS });
+    const here = createSpanSink(config);
+    here.add(s);
+    await here.shutdown();
+    const thread = spanExport(config);
+    for (const x of s) thread.add(x);
     await thread.shutdown();
 
     expect(bodies).toHaveLength(2);
@@ -76,35 +69,50 @@ describe('span export thread', () => {
     const text = JSON.stringify(bodies[1]);
     expect(text).not.toContain('Testpatient');
     expect(text).not.toContain('10.1.2.3');
-    const [rs] = (bodies[1] as { resourceSpans: { resource: { attributes: { key: string }[] }; scopeSpans: { scope: { name: string; version: string }; spans: Record<string, unknown>[] }[] }[] }).resourceSpans;
+    const [rs] = (bodies[1] as Body).resourceSpans;
     expect(rs!.resource.attributes.map((a) => a.key).sort()).toEqual(['deployment.environment', 'service.name']);
-    const [ss] = rs!.scopeSpans;
-    expect(ss!.scope).toMatchObject({ name: 'carebase', version: '1.2.3' });
-    const byName = Object.fromEntries(ss!.spans.map((x) => [x.name, x]));
-    expect(byName['GET /v1/patients']).toMatchObject({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', parentSpanId: '00f067aa0ba902b7', traceState: 'vendor=abc,other=1', kind: 2 });
-    expect(byName['db.query']).toMatchObject({ parentSpanId: (byName['GET /v1/patients'] as { spanId: string }).spanId, status: { code: SpanStatusCode.ERROR } });
-    expect((byName['db.query'] as { events: { name: string }[] }).events.map((e) => e.name)).toEqual(['exception']);
+    expect(rs!.scopeSpans.map((ss) => ss.scope.name)).toEqual(['carebase']);
+    const byName = Object.fromEntries(spansIn(bodies[1]).map((x) => [x.name, x as Record<string, unknown> & { spanId: string; startTimeUnixNano: string; endTimeUnixNano: string }]));
+    const request = byName['GET /v1/patients']!;
+    const child = byName['db.read']!;
+    // OTLP kinds are the API's plus one: 2 server, 3 client.
+    expect(request).toMatchObject({ traceId: CALLER.traceId, parentSpanId: CALLER.spanId, traceState: CALLER.traceState, kind: 2, status: { code: SpanStatusCode.UNSET } });
+    expect(request.spanId).toMatch(/^[0-9a-f]{16}$/);
+    expect(child).toMatchObject({ traceId: CALLER.traceId, parentSpanId: request.spanId, kind: 3, status: { code: SpanStatusCode.ERROR } });
+    expect((child as unknown as { events: { name: string; attributes: { key: string }[] }[] }).events.map((e) => [e.name, e.attributes.map((a) => a.key)])).toEqual([['exception', ['exception.type', 'exception.stacktrace']]]);
+    const ns = (v: string) => Number(BigInt(v) / 1_000_000n);
+    expect(Math.abs(ns(request.startTimeUnixNano) - Date.now())).toBeLessThan(60_000);
+    expect(ns(request.endTimeUnixNano)).toBeGreaterThanOrEqual(ns(child.endTimeUnixNano));
+    expect(ns(child.startTimeUnixNano)).toBeGreaterThanOrEqual(ns(request.startTimeUnixNano));
   });
 
-  it('flushes, and refuses to export after shutdown', async () => {
-    const thread = threadExporter(config);
-    await thread.forceFlush!();
-    expect(await exported(thread, spans())).toEqual({ code: ExportResultCode.SUCCESS });
-    await thread.forceFlush!();
+  it('new traces get fresh random ids', () => {
+    const ids = new Set(Array.from({ length: 2000 }, () => new RecordingSpan('x', SpanKind.INTERNAL, {}, undefined)).flatMap((s) => [s.traceId, s.spanId]));
+    expect(ids.size).toBe(4000);
+    for (const id of ids) expect(id).toMatch(/^(?:[0-9a-f]{16}|[0-9a-f]{32})$/);
+  });
+
+  it('sends full batches at once and the rest on a flush; nothing after the shutdown', async () => {
+    const thread = spanExport(config);
+    const n = 700;
+    for (let i = 0; i < n; i++) thread.add(new RecordingSpan(`s${i}`, SpanKind.INTERNAL, { i }, undefined).end());
+    await thread.forceFlush();
+    expect(new Set(bodies.flatMap(spansIn).map((s) => s.name)).size).toBe(n);
     await thread.shutdown();
-    expect(await exported(thread, spans())).toMatchObject({ code: ExportResultCode.FAILED });
-    expect(bodies).toHaveLength(1);
+    thread.add(spans()[0]!);
+    await thread.forceFlush();
+    expect(bodies.flatMap(spansIn)).toHaveLength(n);
   });
 
   it('exports on this thread when the thread fails, and says so once', async () => {
     const reported: string[] = [];
     setGlobalErrorHandler((err) => void reported.push(err instanceof Error ? err.message : String(err)));
-    const thread = threadExporter(config, new URL('data:text/javascript,process.exit(3)'));
-    const s = spans();
-    expect(await exported(thread, s)).toEqual({ code: ExportResultCode.SUCCESS });
-    expect(await exported(thread, s)).toEqual({ code: ExportResultCode.SUCCESS });
+    const thread = spanExport(config, new URL('data:text/javascript,process.exit(3)'));
+    for (const x of spans()) thread.add(x);
+    await thread.forceFlush();
+    for (const x of spans()) thread.add(x);
     await thread.shutdown();
-    expect(bodies).toHaveLength(2);
+    expect(bodies.flatMap(spansIn)).toHaveLength(4);
     expect(JSON.stringify(bodies)).not.toContain('Testpatient');
     expect(reported).toEqual(['the span export thread failed (exited with code 3); exporting on the request thread']);
   });

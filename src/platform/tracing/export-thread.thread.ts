@@ -1,30 +1,24 @@
-// The span export thread's loop (export-thread.ts): scrubs, encodes and sends each batch it is
-// sent, answering with the exporter's result.
+// The span export thread's loop (export-thread.ts): hands each batch to the span sink, says it
+// has taken it, and answers flushes and the shutdown once the sink has exported.
 import { parentPort, workerData } from 'node:worker_threads';
-import { ExportResultCode } from '@opentelemetry/core';
 import type { TracingConfig } from '../../config.js';
-import type { ExportJob, ExportAnswer } from './export-thread.js';
-import { otlpExporter, resourceOf } from './otlp.js';
-import { fromSpanData } from './span-data.js';
+import type { ToParent, ToThread } from './export-thread.js';
+import { reportSdkErrors } from './otlp.js';
+import { createSpanSink } from './span-sink.js';
 
-const config = workerData as TracingConfig;
-const resource = resourceOf(config);
-const exporter = otlpExporter(config);
+reportSdkErrors();
+const sink = createSpanSink(workerData as TracingConfig);
 const port = parentPort!;
+const answer = (a: ToParent) => port.postMessage(a);
 
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-port.on('message', (job: ExportJob) => {
-  const answer = (a: Omit<ExportAnswer, 'n'>) => port.postMessage({ n: job.n, ...a } satisfies ExportAnswer);
-  if (job.op === 'export') {
-    exporter.export(job.spans.map((s) => fromSpanData(s, resource)), (r) =>
-      answer({ code: r.code, ...(r.error ? { error: message(r.error) } : {}) }),
-    );
+port.on('message', (m: ToThread) => {
+  if (m.op === 'spans') {
+    sink.add(m.spans);
+    answer({ n: m.n });
     return;
   }
-  const done = job.op === 'flush' ? exporter.forceFlush!() : exporter.shutdown();
-  done.then(
-    () => answer({ code: ExportResultCode.SUCCESS }),
-    (err: unknown) => answer({ code: ExportResultCode.FAILED, error: message(err) }),
+  (m.op === 'flush' ? sink.forceFlush() : sink.shutdown()).then(
+    () => answer({ n: m.n }),
+    (err: unknown) => answer({ n: m.n, error: err instanceof Error ? err.message : String(err) }),
   );
 });

@@ -1,64 +1,72 @@
-// Exports finished spans from a thread of their own.
+// Sends finished spans (span-record.ts) to a thread of their own, which batches, scrubs, encodes
+// and exports them (span-sink.ts), so that the thread answering requests only records them.
 //
-// A sampled cached read cost the thread that answers requests ~41 µs, most of it after the
-// response: scrubbing, OTLP encoding, JSON and the HTTP request of the batch (bench/RESULTS.md,
-// twelfth and fourteenth sessions). Here that thread only copies each span into plain data
-// (span-data.ts) and posts the batch; the rest runs on another core when one is free. The batch
-// processor in front of this exporter is unchanged: it still queues, drops when full and waits for
-// each export's result, which now comes back from the thread.
-//
-// Nothing is lost when the thread is not there: if it cannot start or exits, every batch it held
-// and every later one is exported on the calling thread (reported once through the SDK's error
-// handler). The thread does not keep the process alive while it has nothing to do.
+// Spans are posted in batches (at most BATCH, or what a second gathered): one message per span
+// would cost more than the span. The thread says when it has taken a batch; until then the batch
+// is kept here, so that if the thread cannot start or exits, every batch it had not taken and
+// every later one is exported on the calling thread instead (reported once through the SDK's
+// error handler). The thread does not keep the process alive, except while a flush or the
+// shutdown waits for it.
 import { Worker } from 'node:worker_threads';
-import { ExportResultCode, globalErrorHandler, type ExportResult } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { globalErrorHandler } from '@opentelemetry/core';
 import type { TracingConfig } from '../../config.js';
-import { otlpExporter } from './otlp.js';
-import { toSpanData, type SpanData } from './span-data.js';
+import type { EncodedSpan } from './span-record.js';
+import { createSpanSink, type SpanSink } from './span-sink.js';
 
-export type ExportJob = { n: number; op: 'export'; spans: SpanData[] } | { n: number; op: 'flush' | 'shutdown' };
-export interface ExportAnswer {
+export type ToThread = { n: number; op: 'spans'; spans: EncodedSpan[] } | { n: number; op: 'flush' | 'shutdown' };
+export interface ToParent {
   n: number;
-  code: ExportResult['code'];
   error?: string;
 }
 
+export interface SpanExport {
+  add(span: EncodedSpan): void;
+  /** Exports every span added so far. */
+  forceFlush(): Promise<void>;
+  /** Exports every span added so far and stops; later spans are dropped. */
+  shutdown(): Promise<void>;
+}
+
+const BATCH = 256;
+const DELAY_MS = 1000;
+
 interface Out {
-  /** What to do on the calling thread instead, should the thread fail first. */
-  here(exporter: SpanExporter): void;
-  answered(a: ExportAnswer): void;
+  /** Does on the calling thread what the thread was asked, should it fail first. */
+  redo(sink: SpanSink): void;
+  answered(a: ToParent): void;
 }
 
 /** `entry`: the thread's script (tests give one that fails). */
-export function threadExporter(c: TracingConfig, entry = new URL('./export-thread.worker.mjs', import.meta.url)): SpanExporter {
+export function spanExport(c: TracingConfig, entry = new URL('./export-thread.worker.mjs', import.meta.url)): SpanExport {
   let worker: Worker | undefined;
-  /** Set when the thread failed or was shut down: export on the calling thread from now on. */
-  let local: SpanExporter | undefined;
-  let shutDown = false;
+  /** Set when the thread failed: spans are exported on this thread from then on. */
+  let local: SpanSink | undefined;
+  let closed = false;
+  let buffer: EncodedSpan[] = [];
+  let timer: NodeJS.Timeout | undefined;
   let next = 0;
   const out = new Map<number, Out>();
-  const exportHere = () => (local ??= otlpExporter(c));
+  /** Flushes and the shutdown waiting for the thread: while there are any, it keeps the process alive. */
+  let awaited = 0;
 
   function failed(reason: string): void {
     if (local) return;
     worker = undefined;
-    const exporter = exportHere();
+    local = createSpanSink(c);
     globalErrorHandler(new Error(`the span export thread failed (${reason}); exporting on the request thread`));
     for (const [n, o] of out) {
       out.delete(n);
-      o.here(exporter);
+      o.redo(local);
     }
   }
 
   function start(): Worker {
     const w = new Worker(entry, { workerData: c });
     w.unref();
-    w.on('message', (a: ExportAnswer) => {
+    w.on('message', (a: ToParent) => {
       const o = out.get(a.n);
       if (!o) return;
       out.delete(a.n);
-      if (out.size === 0) w.unref();
       o.answered(a);
     });
     w.on('error', (err) => failed(err.message));
@@ -68,42 +76,50 @@ export function threadExporter(c: TracingConfig, entry = new URL('./export-threa
     return w;
   }
 
-  function send(job: ExportJob, o: Out): void {
+  function post(job: ToThread, o: Out): void {
     worker ??= start();
     out.set(job.n, o);
-    // While an answer is awaited, the thread keeps the process alive.
-    if (out.size === 1) worker.ref();
     worker.postMessage(job);
   }
 
-  /** flush or shutdown, on the thread if it is there. */
-  function settle(op: 'flush' | 'shutdown', here: (e: SpanExporter) => Promise<void>): Promise<void> {
-    if (local) return here(local);
-    if (!worker) return Promise.resolve(); // nothing was ever exported
-    return new Promise((resolve, reject) =>
-      send({ n: next++, op }, {
-        here: (e) => here(e).then(resolve, reject),
+  function send(): void {
+    clearTimeout(timer);
+    timer = undefined;
+    if (buffer.length === 0) return;
+    const spans = buffer;
+    buffer = [];
+    if (local) return local.add(spans);
+    post({ n: next++, op: 'spans', spans }, { redo: (sink) => sink.add(spans), answered: () => {} });
+  }
+
+  function settle(op: 'flush' | 'shutdown'): Promise<void> {
+    send();
+    if (local) return local[op === 'flush' ? 'forceFlush' : 'shutdown']();
+    if (!worker) return Promise.resolve(); // nothing was ever sent
+    const w = worker;
+    if (awaited++ === 0) w.ref();
+    return new Promise<void>((resolve, reject) =>
+      post({ n: next++, op }, {
+        redo: (sink) => void (op === 'flush' ? sink.forceFlush() : sink.shutdown()).then(resolve, reject),
         answered: (a) => (a.error === undefined ? resolve() : reject(new Error(a.error))),
       }),
-    );
+    ).finally(() => {
+      if (--awaited === 0) w.unref();
+    });
   }
 
   return {
-    export(spans: ReadableSpan[], done: (r: ExportResult) => void) {
-      if (shutDown) return done({ code: ExportResultCode.FAILED, error: new Error('the span exporter is shut down') });
-      if (local) return local.export(spans, done);
-      send(
-        { n: next++, op: 'export', spans: spans.map(toSpanData) },
-        {
-          here: (e) => e.export(spans, done),
-          answered: (a) => done({ code: a.code, ...(a.error !== undefined ? { error: new Error(a.error) } : {}) }),
-        },
-      );
+    add(span) {
+      if (closed) return;
+      buffer.push(span);
+      if (buffer.length >= BATCH) send();
+      else timer ??= setTimeout(send, DELAY_MS).unref();
     },
-    forceFlush: () => settle('flush', (e) => e.forceFlush!()),
+    forceFlush: () => settle('flush'),
     async shutdown() {
-      shutDown = true;
-      await settle('shutdown', (e) => e.shutdown());
+      if (closed) return;
+      closed = true;
+      await settle('shutdown');
       const w = worker;
       worker = undefined;
       await w?.terminate();

@@ -1,6 +1,6 @@
 // What the application asks of tracing, without importing OpenTelemetry: when tracing is off
 // (no OTEL_EXPORTER_OTLP_ENDPOINT) nothing of it is loaded and every function here is a no-op.
-// When it is on, bootstrap.ts starts the SDK (sdk.ts) and installs the real implementation here.
+// When it is on, bootstrap.ts starts tracer.ts, which installs the real implementation here.
 //
 // Trace context is explicit, not ambient: a request's or job's sampled span travels as a value
 // (Ctx.trace, JobContext.trace) and spans are started under it by name. Ambient context
@@ -44,7 +44,7 @@ export interface TracingImpl {
 
 let impl: TracingImpl | undefined;
 
-/** Called once, by sdk.ts, when tracing is on (and by tests, which undo it with undefined). */
+/** Called once, by tracer.ts, when tracing is on (and by tests, which undo it with undefined). */
 export function installTracing(t: TracingImpl | undefined): void {
   impl = t;
 }
