@@ -55,6 +55,8 @@ async function prepare(name: 'A' | 'B', redisDb: number): Promise<Side> {
     root: resolve(arg(key) ?? HERE),
     env: envOf(arg(`${key}-env`)),
     traceRatio: arg(`${key}-trace`),
+    // As in http.bench.ts: BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles both servers.
+    nodeArgs: process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
     redisUrl: `${REDIS_URL}/${redisDb}`,
   });
   try {

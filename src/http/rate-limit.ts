@@ -10,6 +10,7 @@
 //   checks IPs it has seen fail (so a clean request costs no lookup), against the shared count.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Deps } from '../container.js';
+import type { Principal } from '../auth/principal.js';
 import { AppError } from '../errors.js';
 import { createRateLimiters, type RateLimitGroup, type Verdict } from '../platform/ratelimit/limiters.js';
 import { routeOf } from './route.js';
@@ -23,7 +24,19 @@ export function groupOf(method: string, url: string): RateLimitGroup {
 }
 
 function setHeaders(reply: FastifyReply, v: Verdict): void {
-  reply.header('RateLimit-Limit', v.limit).header('RateLimit-Remaining', v.remaining).header('RateLimit-Reset', v.resetSeconds);
+  // Lower case as fastify stores and sends them (it lower-cases every name it is given, per call).
+  reply.header('ratelimit-limit', v.limit).header('ratelimit-remaining', v.remaining).header('ratelimit-reset', v.resetSeconds);
+}
+
+// A user's key is made once per principal (the verifier hands out one per token): a new string
+// per request would be built, flattened and hashed again for each lookup of its lease.
+const userKeys = new WeakMap<Principal, string>();
+function keyOf(request: FastifyRequest): string {
+  const p = request.principal;
+  if (!p) return `ip:${request.ip}`;
+  let key = userKeys.get(p);
+  if (key === undefined) userKeys.set(p, (key = `t:${p.tenantId}:u:${p.sub}`));
+  return key;
 }
 
 const refused = (v: Verdict) => new AppError('RATE_LIMITED', `Too many requests; retry in ${v.resetSeconds} s`, undefined, { 'Retry-After': String(v.resetSeconds) });
@@ -88,7 +101,7 @@ export async function registerRateLimits(app: FastifyInstance, deps: Deps): Prom
         const url = routeOf(request).url;
         if (url === undefined || !limited(request)) return done();
         const group = groupOf(request.method, url);
-        const key = request.principal ? `t:${request.principal.tenantId}:u:${request.principal.sub}` : `ip:${request.ip}`;
+        const key = keyOf(request);
         const leased = limiters.consumeLeased(group, key);
         if (leased) answer(reply, group, leased, done);
         else limiters.consume(group, key).then((v) => answer(reply, group, v, done), done);

@@ -73,6 +73,11 @@ export function createResourceCache(cache: Cache, ttlSeconds: number, now = () =
   };
 }
 
+const spanAttributes = (operation: string) => ({ 'db.system.name': 'redis', 'db.system': 'redis', 'db.operation.name': operation }) as const;
+const GET = spanAttributes('get');
+const PUT = spanAttributes('put');
+const TOMBSTONE = spanAttributes('tombstone');
+
 /**
  * The cache as a traced request sees it when it is Redis: each lookup and write-through a CLIENT
  * span (`cache.get`, `cache.put`, `cache.tombstone`) naming no key — keys hold tenant and resource
@@ -80,10 +85,6 @@ export function createResourceCache(cache: Cache, ttlSeconds: number, now = () =
  */
 export function tracedResourceCache(rc: ResourceCache, kind: Cache['kind'], trace: TraceContext | undefined): ResourceCache {
   if (!trace || kind !== 'redis') return rc;
-  const attributes = (operation: string) => ({ 'db.system.name': 'redis', 'db.system': 'redis', 'db.operation.name': operation }) as const;
-  const GET = attributes('get');
-  const PUT = attributes('put');
-  const TOMBSTONE = attributes('tombstone');
   return {
     get: (tenantId, type, id) => inSpan(trace, 'cache.get', GET, () => rc.get(tenantId, type, id), 'client'),
     put: (tenantId, type, resource) => inSpan(trace, 'cache.put', PUT, () => rc.put(tenantId, type, resource), 'client'),
