@@ -39,5 +39,5 @@ export interface Ctx {
    * The request's or job's span when it is traced (and db and cache are then its traced views):
    * what the work causes elsewhere — an event, a job — continues this trace.
    */
-  readonly trace?: TraceContext;
+  readonly trace?: TraceContext | undefined;
 }

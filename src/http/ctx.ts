@@ -21,7 +21,9 @@ export function ctxOf(deps: Deps, request: FastifyRequest): Ctx {
     now: deps.now,
     db: tracedDb(deps.db, trace),
     cache: tracedResourceCache(deps.resources, deps.cache.kind, trace),
-    ...(trace ? { trace } : {}),
+    // Always present, undefined when untraced: contexts of one shape, so the service layer's
+    // property reads stay monomorphic when some requests are traced and others not.
+    trace,
     log: request.log as Logger,
     audit: deps.audit,
     keys: deps.keys,
