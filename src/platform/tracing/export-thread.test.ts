@@ -1,7 +1,8 @@
 // Spans recorded by span-record.ts and sent through the export thread reach an OTLP receiver
 // exactly as the SDK exports them on the calling thread (same body: resource, scope, ids, parent,
-// trace state, kinds, times, status, events), scrubbed; batches of any size all arrive; when the
-// thread fails, spans are still exported (here), and the failure is reported once.
+// trace state, kinds, times, status, events), scrubbed; batches of any size all arrive; a thread
+// that stops taking batches costs bounded memory; when the thread fails, spans are still exported
+// (here), and the failure is reported once.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
@@ -102,6 +103,15 @@ describe('span export', () => {
     thread.add(spans()[0]!);
     await thread.forceFlush();
     expect(bodies.flatMap(spansIn)).toHaveLength(n);
+  });
+
+  it('drops spans, and says so once, while the thread leaves batches untaken', async () => {
+    const reported: string[] = [];
+    setGlobalErrorHandler((err) => void reported.push(err instanceof Error ? err.message : String(err)));
+    // A thread that takes nothing and never exits (it is unref'd: it does not hold the test up).
+    const thread = spanExport(config, new URL('data:text/javascript,setInterval(() => {}, 60000)'));
+    for (let i = 0; i < 256 * 70; i++) thread.add(new RecordingSpan('s', SpanKind.INTERNAL, {}, undefined).end());
+    expect(reported).toEqual(['the span export thread has not taken 64 batches; dropping spans until it does']);
   });
 
   it('exports on this thread when the thread fails, and says so once', async () => {

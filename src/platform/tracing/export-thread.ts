@@ -5,8 +5,9 @@
 // would cost more than the span. The thread says when it has taken a batch; until then the batch
 // is kept here, so that if the thread cannot start or exits, every batch it had not taken and
 // every later one is exported on the calling thread instead (reported once through the SDK's
-// error handler). The thread does not keep the process alive, except while a flush or the
-// shutdown waits for it.
+// error handler). A thread that is there but stops taking batches costs bounded memory: beyond
+// MAX_OUT untaken batches, spans are dropped (reported once). The thread does not keep the
+// process alive, except while a flush or the shutdown waits for it.
 import { Worker } from 'node:worker_threads';
 import { globalErrorHandler } from '@opentelemetry/core';
 import type { TracingConfig } from '../../config.js';
@@ -29,6 +30,8 @@ export interface SpanExport {
 
 const BATCH = 256;
 const DELAY_MS = 1000;
+/** Batches the thread may leave untaken before more are dropped (a thread that stopped answering must not grow this one's memory). */
+const MAX_OUT = 64;
 
 interface Out {
   /** Does on the calling thread what the thread was asked, should it fail first. */
@@ -42,6 +45,7 @@ export function spanExport(c: TracingConfig, entry = new URL('./export-thread.wo
   /** Set when the thread failed: spans are exported on this thread from then on. */
   let local: SpanSink | undefined;
   let closed = false;
+  let dropping = false;
   let buffer: EncodedSpan[] = [];
   let timer: NodeJS.Timeout | undefined;
   let next = 0;
@@ -89,6 +93,12 @@ export function spanExport(c: TracingConfig, entry = new URL('./export-thread.wo
     const spans = buffer;
     buffer = [];
     if (local) return local.add(spans);
+    if (out.size >= MAX_OUT) {
+      if (!dropping) globalErrorHandler(new Error(`the span export thread has not taken ${out.size} batches; dropping spans until it does`));
+      dropping = true;
+      return;
+    }
+    dropping = false;
     post({ n: next++, op: 'spans', spans }, { redo: (sink) => sink.add(spans), answered: () => {} });
   }
 
