@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TracingConfig } from '../../config.js';
 import type { ToParent, ToThread } from './export-thread.js';
-import { reportSdkErrors } from './otlp.js';
+import { reportSdkErrors } from './sdk-errors.js';
 import { createSpanSink } from './span-sink.js';
 
 reportSdkErrors();

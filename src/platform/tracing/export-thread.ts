@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { globalErrorHandler } from '@opentelemetry/core';
 import type { TracingConfig } from '../../config.js';
 import type { EncodedSpan } from './span-record.js';
-import { createSpanSink, type SpanSink } from './span-sink.js';
+import type { SpanSink } from './span-sink.js';
 
 export type ToThread = { n: number; op: 'spans'; spans: EncodedSpan[] } | { n: number; op: 'flush' | 'shutdown' };
 export interface ToParent {
@@ -42,8 +42,11 @@ interface Out {
 /** `entry`: the thread's script (tests give one that fails). */
 export function spanExport(c: TracingConfig, entry = new URL('./export-thread.worker.mjs', import.meta.url)): SpanExport {
   let worker: Worker | undefined;
-  /** Set when the thread failed: spans are exported on this thread from then on. */
-  let local: SpanSink | undefined;
+  /**
+   * Set when the thread failed: spans are exported on this thread from then on. The SDK is
+   * loaded here only then: loaded for nothing, it made the request thread slower.
+   */
+  let local: Promise<SpanSink> | undefined;
   let closed = false;
   let dropping = false;
   let buffer: EncodedSpan[] = [];
@@ -56,11 +59,13 @@ export function spanExport(c: TracingConfig, entry = new URL('./export-thread.wo
   function failed(reason: string): void {
     if (local) return;
     worker = undefined;
-    local = createSpanSink(c);
+    const here = import('./span-sink.js').then((m) => m.createSpanSink(c));
+    here.catch((err: unknown) => globalErrorHandler(err as Error));
+    local = here;
     globalErrorHandler(new Error(`the span export thread failed (${reason}); exporting on the request thread`));
     for (const [n, o] of out) {
       out.delete(n);
-      o.redo(local);
+      here.then((sink) => o.redo(sink), () => {});
     }
   }
 
@@ -92,7 +97,7 @@ export function spanExport(c: TracingConfig, entry = new URL('./export-thread.wo
     if (buffer.length === 0) return;
     const spans = buffer;
     buffer = [];
-    if (local) return local.add(spans);
+    if (local) return void local.then((sink) => sink.add(spans), () => {});
     if (out.size >= MAX_OUT) {
       if (!dropping) globalErrorHandler(new Error(`the span export thread has not taken ${out.size} batches; dropping spans until it does`));
       dropping = true;
@@ -104,7 +109,7 @@ export function spanExport(c: TracingConfig, entry = new URL('./export-thread.wo
 
   function settle(op: 'flush' | 'shutdown'): Promise<void> {
     send();
-    if (local) return local[op === 'flush' ? 'forceFlush' : 'shutdown']();
+    if (local) return local.then((sink) => (op === 'flush' ? sink.forceFlush() : sink.shutdown()));
     if (!worker) return Promise.resolve(); // nothing was ever sent
     const w = worker;
     if (awaited++ === 0) w.ref();

@@ -6,15 +6,13 @@
 // itself (bench/RESULTS.md, fourteenth session). Our spans are few and made by our own code only
 // (tracing.ts), with attributes typed as the specification allows, so what the SDK checks cannot
 // go wrong here. The SDK still does everything after a span ends, on the export thread
-// (span-sink.ts): batching, queue limits, OTLP encoding, scrubbing and sending.
+// (span-sink.ts, which also turns these tuples back into the SDK's spans): batching, queue
+// limits, OTLP encoding, scrubbing and sending. Nothing of the SDK is loaded on this thread.
 //
 // A finished span crosses to that thread as a flat tuple: a structured clone copies nested
 // objects several times slower than an array of strings and numbers.
 import { randomFillSync } from 'node:crypto';
-import { SpanKind, SpanStatusCode, TraceFlags, createTraceState, type HrTime } from '@opentelemetry/api';
-import { hrTimeDuration, millisToHrTime } from '@opentelemetry/core';
-import type { Resource } from '@opentelemetry/resources';
-import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { SpanAttributes } from './tracing.js';
 
 /** An event, as recorded: name, time (epoch ms), attributes. */
@@ -98,34 +96,4 @@ export class RecordingSpan implements ParentContext {
     const p = this.parent;
     return [this.name, this.kind, this.traceId, this.spanId, p?.spanId ?? '', p?.isRemote ?? false, this.traceState, this.startMs, nowMs(), this.status, this.attributes, this.events];
   }
-}
-
-const hrTime = (ms: number): HrTime => millisToHrTime(ms);
-
-/** The SDK's view of an encoded span (on the export thread), for its span processor and exporter. */
-export function decodeSpan(s: EncodedSpan, resource: Resource, scope: ReadableSpan['instrumentationScope']): ReadableSpan {
-  const [name, kind, traceId, spanId, parentSpanId, parentIsRemote, traceState, startMs, endMs, status, attributes, events] = s;
-  const state = traceState ? createTraceState(traceState) : undefined;
-  const context = { traceId, spanId, traceFlags: TraceFlags.SAMPLED, ...(state ? { traceState: state } : {}) };
-  const startTime = hrTime(startMs);
-  const endTime = hrTime(endMs);
-  return {
-    name,
-    kind,
-    spanContext: () => context,
-    ...(parentSpanId ? { parentSpanContext: { traceId, spanId: parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: parentIsRemote, ...(state ? { traceState: state } : {}) } } : {}),
-    startTime,
-    endTime,
-    duration: hrTimeDuration(startTime, endTime),
-    ended: true,
-    status: { code: status },
-    attributes,
-    links: [],
-    events: events ? events.map(([n, at, a]): TimedEvent => ({ name: n, time: hrTime(at), attributes: a, droppedAttributesCount: 0 })) : [],
-    resource,
-    instrumentationScope: scope,
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  };
 }

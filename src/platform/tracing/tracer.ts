@@ -15,7 +15,7 @@ import { isSpanContextValid, ROOT_CONTEXT, SpanKind, trace, TraceFlags, type Tex
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { TracingConfig } from '../../config.js';
 import { spanExport, type SpanExport } from './export-thread.js';
-import { reportSdkErrors } from './otlp.js';
+import { reportSdkErrors } from './sdk-errors.js';
 import { RecordingSpan, type ParentContext } from './span-record.js';
 import { installTracing, type TraceContext } from './tracing.js';
 
