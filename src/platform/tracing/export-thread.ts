@@ -86,9 +86,8 @@ export function spanExport(c: TracingConfig, entry = new URL('./export-thread.wo
   }
 
   function post(job: ToThread, o: Out): void {
-    worker ??= start();
     out.set(job.n, o);
-    worker.postMessage(job);
+    worker!.postMessage(job);
   }
 
   function send(): void {
@@ -110,7 +109,7 @@ export function spanExport(c: TracingConfig, entry = new URL('./export-thread.wo
   function settle(op: 'flush' | 'shutdown'): Promise<void> {
     send();
     if (local) return local.then((sink) => (op === 'flush' ? sink.forceFlush() : sink.shutdown()));
-    if (!worker) return Promise.resolve(); // nothing was ever sent
+    if (!worker) return Promise.resolve(); // shut down already
     const w = worker;
     if (awaited++ === 0) w.ref();
     return new Promise<void>((resolve, reject) =>
@@ -122,6 +121,11 @@ export function spanExport(c: TracingConfig, entry = new URL('./export-thread.wo
       if (--awaited === 0) w.unref();
     });
   }
+
+  // Started now, not at the first batch: loading the SDK there takes a while (seconds on a busy
+  // machine), and spans ended just before a shutdown must not wait for it within the shutdown's
+  // few seconds.
+  worker = start();
 
   return {
     add(span) {
