@@ -7,7 +7,7 @@
 // (tracing.ts), with attributes typed as the specification allows, so what the SDK checks cannot
 // go wrong here. The SDK still does everything after a span ends, on the export thread
 // (span-sink.ts, which also turns these tuples back into the SDK's spans): batching, queue
-// limits, OTLP encoding, scrubbing and sending. Nothing of the SDK is loaded on this thread.
+// limits, OTLP encoding, scrubbing and sending; none of that is loaded on this thread.
 //
 // A finished span crosses to that thread as a flat tuple: a structured clone copies nested
 // objects several times slower than an array of strings and numbers.

@@ -2,7 +2,7 @@
 // queues them (dropping beyond its limit rather than growing without bound), and the OTLP exporter
 // behind it (otlp.ts: scrubbed, then sent). It runs on the export thread (export-thread.ts), or on
 // the calling thread should that thread fail (loaded only then).
-import { createTraceState, TraceFlags, type HrTime } from '@opentelemetry/api';
+import { createTraceState, TraceFlags } from '@opentelemetry/api';
 import { hrTimeDuration, millisToHrTime } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type ReadableSpan, type TimedEvent } from '@opentelemetry/sdk-trace-base';
@@ -18,17 +18,15 @@ export interface SpanSink {
   shutdown(): Promise<void>;
 }
 
-export const SCOPE = { name: 'carebase' };
-
-const hrTime = (ms: number): HrTime => millisToHrTime(ms);
+const SCOPE = { name: 'carebase' };
 
 /** The SDK's view of an encoded span, for its span processor and exporter. */
 function decodeSpan(s: EncodedSpan, resource: Resource, scope: ReadableSpan['instrumentationScope']): ReadableSpan {
   const [name, kind, traceId, spanId, parentSpanId, parentIsRemote, traceState, startMs, endMs, status, attributes, events] = s;
   const state = traceState ? createTraceState(traceState) : undefined;
   const context = { traceId, spanId, traceFlags: TraceFlags.SAMPLED, ...(state ? { traceState: state } : {}) };
-  const startTime = hrTime(startMs);
-  const endTime = hrTime(endMs);
+  const startTime = millisToHrTime(startMs);
+  const endTime = millisToHrTime(endMs);
   return {
     name,
     kind,
@@ -41,7 +39,7 @@ function decodeSpan(s: EncodedSpan, resource: Resource, scope: ReadableSpan['ins
     status: { code: status },
     attributes,
     links: [],
-    events: events ? events.map(([n, at, a]): TimedEvent => ({ name: n, time: hrTime(at), attributes: a, droppedAttributesCount: 0 })) : [],
+    events: events ? events.map(([n, at, a]): TimedEvent => ({ name: n, time: millisToHrTime(at), attributes: a, droppedAttributesCount: 0 })) : [],
     resource,
     instrumentationScope: scope,
     droppedAttributesCount: 0,
