@@ -84,7 +84,7 @@ export function hmacMatches(key: AuditKey, r: AuditEventRow): boolean {
   return expected.length === actual.length && timingSafeEqual(expected, actual);
 }
 
-/** The record as audit_events' columns, for the write statements' audit_record (see migration 0005). */
+/** The record as audit_events' columns, as JSON: a synchronous record's insert (auditor.ts). */
 export function asColumnsJson(r: AuditEventRow): Record<string, unknown> {
   return {
     tenant_id: r.tenantId, id: r.id, occurred_at: r.occurredAt.toISOString(), actor_sub: r.actorSub, actor_roles: r.actorRoles,

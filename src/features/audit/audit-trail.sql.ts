@@ -1,7 +1,9 @@
-// Reading the audit trail: records are rows of audit_events (writes, synchronous reads) or members
-// of audit_event_batches rows (batched reads, one row per flush; migration 0010). Searches read
-// each table through its own indexes — audit_events by (tenant, patient|actor, id), batches by
-// their GIN lists of patients and actors and their id ranges — and merge by record id.
+// Reading the audit trail: records are rows of audit_events (synchronous reads), members of
+// audit_event_batches rows (batched reads, one row per flush, migration 0010; writes, one row per
+// dispatcher pass, migration 0014), or, for a write whose outbox row the dispatcher has not moved
+// yet, that row's `audit` (0014). Searches read each table through its own indexes — audit_events
+// by (tenant, patient|actor, id), batches by their GIN lists of patients and actors and their id
+// ranges, the outbox (only what is waiting to be dispatched) whole — and merge by record id.
 import { param, sql, type SQL } from 'drizzle-orm';
 import { rowsOf, type Querier } from '../../platform/db/db.js';
 import { idFloor, msOfId } from '../../platform/ids.js';
@@ -28,6 +30,8 @@ const COLUMNS = sql.raw(
 );
 /** A batch's records as rows shaped like audit_events (alias e). */
 const EXPANDED = sql.raw('cross join lateral carebase_audit_batch_records(b.records) e');
+/** The record an outbox row (alias o) carries, as a row shaped like audit_events (alias e). */
+const IN_OUTBOX = sql.raw('cross join lateral carebase_audit_batch_records(json_build_array(o.audit)) e');
 
 interface RawRecord {
   tenant_id: string;
@@ -135,9 +139,20 @@ export async function searchTrail(
     ? sql`b.last_id <= ${idFloor(msOfId(cursorId) + BATCH_SPAN_MS + 1)}::uuid`
     : sql`b.first_id >= ${idFloor(msOfId(cursorId) - BATCH_SPAN_MS)}::uuid`;
 
-  const rows = rowsOf<RawRecord>(
+  // The outbox first: a record the dispatcher moves after this read is then found in its batch
+  // (read later), never missed; one found in both is kept once.
+  const found = new Map<string, AuditEventRow>();
+  const add = (records: RawRecord[]) => {
+    for (const r of records) if (!found.has(r.id)) found.set(r.id, toRow(r));
+  };
+  add(rowsOf<RawRecord>(
+    await q.execute(sql`select ${COLUMNS} from outbox o ${IN_OUTBOX} where o.tenant_id = ${tenantId} and o.audit is not null and ${recordWhere(f, page)}
+      order by e.id ${dir} limit ${page.limit}`),
+  ));
+  add(rowsOf<RawRecord>(
     await q.execute(sql`select ${COLUMNS} from audit_events e where e.tenant_id = ${tenantId} and ${recordWhere(f, page)} order by e.id ${dir} limit ${page.limit}`),
-  ).map(toRow);
+  ));
+  let rows = [...found.values()].sort(byId);
 
   let cursor: { edge: string; id: string } | undefined;
   for (let window = FIRST_WINDOW; ; window = Math.min(window * 2, MAX_WINDOW)) {
@@ -148,13 +163,12 @@ export async function searchTrail(
     );
     const read = batches.slice(0, window);
     if (read.length > 0) {
-      const found = rowsOf<RawRecord>(
+      add(rowsOf<RawRecord>(
         await q.execute(sql`select ${COLUMNS} from audit_event_batches b ${EXPANDED}
           where b.tenant_id = ${tenantId} and b.id = any(${param(read.map((b) => b.id))}::uuid[]) and ${recordWhere(f, page)}
           order by e.id ${dir} limit ${page.limit}`),
-      );
-      rows.push(...found.map(toRow));
-      rows.sort(byId);
+      ));
+      rows = [...found.values()].sort(byId);
     }
     const next = batches[window];
     if (next === undefined) return rows.slice(0, page.limit);
@@ -170,15 +184,23 @@ export async function lastAuditId(q: Querier, tenantId: string, f: AuditRowFilte
   return row?.id;
 }
 
-/** Every record written by transactions in [from, to) (to open-ended when absent), in (txid, id) order. */
+/**
+ * Every record written by transactions in [from, to), in (txid, id) order. Open-ended (no `to`):
+ * every record not sealed yet, those still in the outbox included (with their writing
+ * transaction's id; they are sealed with their batch, after every other).
+ */
 export async function recordsByTxid(q: Querier, tenantId: string, from: string, to?: string): Promise<(AuditEventRow & { txid: string })[]> {
   const range = (col: string) =>
     to === undefined ? sql`${sql.raw(col)} >= ${from}::xid8` : sql`${sql.raw(col)} >= ${from}::xid8 and ${sql.raw(col)} < ${to}::xid8`;
+  const waiting = to === undefined
+    ? sql`union all select ${COLUMNS}, o.txid from outbox o ${IN_OUTBOX} where o.tenant_id = ${tenantId} and o.audit is not null`
+    : sql``;
   const rows = rowsOf<RawRecord & { txid: string }>(
     await q.execute(sql`select * from (
         select ${COLUMNS}, e.txid from audit_events e where e.tenant_id = ${tenantId} and ${range('e.txid')}
         union all
         select ${COLUMNS}, b.txid from audit_event_batches b ${EXPANDED} where b.tenant_id = ${tenantId} and ${range('b.txid')}
+        ${waiting}
       ) x order by txid, id`),
   );
   return rows.map((r) => ({ ...toRow(r), txid: String(r.txid) }));
@@ -272,12 +294,13 @@ export async function recordExists(q: Querier, tenantId: string, id: string): Pr
   return rowsOf(r).length > 0;
 }
 
-/** How many records name the patient (each table through its patient index). */
+/** How many records name the patient (each table through its patient index; the outbox whole). */
 export async function countForPatient(q: Querier, tenantId: string, patientId: string): Promise<number> {
   const [row] = rowsOf<{ n: number }>(
     await q.execute(sql`select (select count(*) from audit_events e where e.tenant_id = ${tenantId} and e.patient_id = ${patientId}::uuid)
       + (select count(*) from audit_event_batches b ${EXPANDED}
-          where b.tenant_id = ${tenantId} and b.patient_ids @> array[${patientId}::uuid] and e.patient_id = ${patientId}::uuid) as n`),
+          where b.tenant_id = ${tenantId} and b.patient_ids @> array[${patientId}::uuid] and e.patient_id = ${patientId}::uuid)
+      + (select count(*) from outbox o ${IN_OUTBOX} where o.tenant_id = ${tenantId} and o.audit is not null and e.patient_id = ${patientId}::uuid) as n`),
   );
   return Number(row?.n ?? 0);
 }

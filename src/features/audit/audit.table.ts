@@ -26,7 +26,7 @@ export const auditEvents = pgTable('audit_events', auditColumns(), (t) => [prima
 /** How long a stretch of time one audit_event_batches row may cover (migration 0010's CHECK). */
 export const BATCH_SPAN_MS = 600_000;
 
-/** Every record, from audit_events and from the batches of read records alike (migration 0010). */
+/** Every record: audit_events rows, batch members (migration 0010) and records still in the outbox (0014). */
 export const auditTrail = pgView('audit_trail', auditColumns()).existing();
 
 /** A record as the application builds and reads it (txid is the database's, used by sealing only). */

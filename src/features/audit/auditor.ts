@@ -1,5 +1,5 @@
-// Writes audit records. A write's own record goes into its statement (see write helpers and
-// migration 0008); everything else — reads, denials, failures — comes here. By default these are
+// Writes audit records. A write's own record goes into its statement (element(); see write-meta.ts and
+// migrations 0008, 0014); everything else — reads, denials, failures — comes here. By default these are
 // batched: kept in memory at most `flushMs` (≤ 1 s), signed at the flush in the signing thread
 // (batch-signer.ts), then stored as one audit_event_batches row per tenant and flush (migration
 // 0010), so a cached read costs neither a synchronous insert nor a row and four index entries of
@@ -10,7 +10,7 @@ import { param, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/db.js';
 import type { Logger } from '../../platform/log.js';
 import { idAt } from '../../platform/ids.js';
-import { asColumnsJson, canonicalTail, signRecord, type AuditEntry, type AuditKey, type AuditSubject, type Unsigned } from './audit-record.js';
+import { asColumnsJson, canonicalFrom, canonicalTail, hmacOf, signedElement, signRecord, type AuditEntry, type AuditKey, type AuditSubject, type Unsigned } from './audit-record.js';
 import type { AuditEventRow } from './audit.table.js';
 import { createBatchSigner } from './batch-signer.js';
 import { MAX_BATCH_RECORDS, PendingBatch, type Batch, type UnsignedBatch } from './pending-batch.js';
@@ -24,8 +24,13 @@ export interface AuditorStats {
 
 export interface Auditor {
   readonly key: AuditKey;
-  /** A signed record of an access (for a write statement's audit_record, or for record()). */
+  /** A signed record of an access. */
   sign(who: AuditSubject, e: AuditEntry, at: Date): AuditEventRow;
+  /**
+   * A signed record as a batch element (audit-record.ts, signedElement): what a write statement
+   * carries in its write_meta, stored with its outbox row and then in a batch (migration 0014).
+   */
+  element(who: AuditSubject, e: AuditEntry, at: Date): string;
   /** Records an access that is not part of a write statement. */
   record(who: AuditSubject, e: AuditEntry, at: Date): Promise<void>;
   /** Writes every pending record now. */
@@ -87,6 +92,10 @@ export function createAuditor(o: AuditorOptions): Auditor {
   });
   const unsigned = (who: AuditSubject, e: AuditEntry, at: Date): Unsigned => ({ tenantId: who.tenantId, id: idAt(at), occurredAt: at, ...fields(who, e) });
   const sign = (who: AuditSubject, e: AuditEntry, at: Date): AuditEventRow => signRecord(o.key, unsigned(who, e, at));
+  const element = (who: AuditSubject, e: AuditEntry, at: Date): string => {
+    const text = canonicalFrom(who.tenantId, idAt(at), at, canonicalTail(fields(who, e)));
+    return signedElement(o.key, text, hmacOf(o.key, text));
+  };
 
   function schedule(): void {
     timer ??= setTimeout(() => {
@@ -143,6 +152,7 @@ export function createAuditor(o: AuditorOptions): Auditor {
   return {
     key: o.key,
     sign,
+    element,
     async record(who, e, at) {
       if (o.mode === 'sync') {
         const row = sign(who, e, at);

@@ -43,17 +43,22 @@ interface Sealed {
 }
 
 /**
- * A fresh tenant with two patients created, read and updated: 6 records in 5 or 6 transactions
- * (the reads are usually flushed together), sealed one transaction per seal.
+ * A fresh tenant with two patients, each read three times: 6 records, each an audit_events row of
+ * its own transaction (synchronous reads), sealed one transaction per seal. The patients are
+ * inserted directly, so that no write record (those are stored in batches: the next describe)
+ * joins the chain.
  */
 async function sealedTenant(srv: TestServer): Promise<Sealed> {
   const tenant = await srv.newTenant();
   const api = await clientAs(srv, tenant, 'clinician');
-  for (let i = 0; i < 2; i++) {
-    const p = await api('POST', '/v1/patients', { body: patientInput() });
-    expect(p.status).toBe(201);
-    expect((await api('GET', `/v1/patients/${p.body.id}`)).status).toBe(200);
-    expect((await api('PATCH', `/v1/patients/${p.body.id}`, { body: { phone: '+1 555 010 1111' }, headers: { 'if-match': 'W/"1"' } })).status).toBe(200);
+  const patients = [randomUUID(), randomUUID()];
+  await srv.deps.db.withOwner((s) =>
+    s.exec(`insert into patients (tenant_id, id, name, name_tokens, birth_date, gender, identifiers, active, created_at, updated_at)
+      select '${tenant}', id::uuid, '{"family":"Doe","given":["Jo"]}', '{doe,jo}', '1980-01-01', 'unknown', '[]', true, now(), now()
+      from unnest(array['${patients.join("','")}']) as x(id)`),
+  );
+  for (const id of patients) {
+    for (let i = 0; i < 3; i++) expect((await api('GET', `/v1/patients/${id}`)).status).toBe(200);
   }
   await srv.deps.audit.flush();
   const seals = () => srv.deps.db.read(tenant, (q) => q.select().from(auditSeals).where(eq(auditSeals.tenantId, tenant)).orderBy(asc(auditSeals.position)));
@@ -243,21 +248,41 @@ describe.each(storageModes())('audit verification of batched read records on %s'
   });
   afterAll(() => srv?.close());
 
-  /** A patient created and read three times: the reads are one batch row (one flush), not sealed yet. */
-  async function flushedBatch(): Promise<{ tenant: string; reads: string[] }> {
+  interface Flushed {
+    tenant: string;
+    /** The read batch (the auditor's): its id, which the tampering below is confined to, and its record ids. */
+    batch: string;
+    reads: string[];
+    /** The create's record, in a batch of its own (the outbox dispatcher's, migration 0014). */
+    created: string;
+  }
+  /**
+   * A patient created and read three times: the reads are one batch row (one flush), the create's
+   * record another (its outbox row's, once dispatched); not sealed yet.
+   */
+  async function flushedBatch(): Promise<Flushed> {
     const tenant = await srv.newTenant();
     const api = await clientAs(srv, tenant, 'clinician');
     const p = await api('POST', '/v1/patients', { body: patientInput() });
     for (let i = 0; i < 3; i++) expect((await api('GET', `/v1/patients/${p.body.id}`)).status).toBe(200);
     await srv.deps.audit.flush();
-    const [batch] = await srv.deps.db.withOwner((s) => s.query<{ ids: string[]; hmacs: string[]; record_ids: string[]; record_hmacs: string[] }>(
-      `select array(select r->>1 from json_array_elements(records) r) as ids, array(select r->>15 from json_array_elements(records) r) as hmacs,
-         record_ids::text[] as record_ids, record_hmacs from audit_event_batches where tenant_id = $1`, [tenant]));
-    expect(batch!.ids).toHaveLength(3);
-    // The copy the sealer reads (migration 0013) is the records' ids and HMACs, in their order.
-    expect(batch!.record_ids).toEqual(batch!.ids);
-    expect(batch!.record_hmacs).toEqual(batch!.hmacs);
-    return { tenant, reads: [...batch!.ids].sort() };
+    type Row = { id: string; ids: string[]; actions: string[]; hmacs: string[]; record_ids: string[]; record_hmacs: string[] };
+    const batches = () => srv.deps.db.withOwner((s) => s.query<Row>(
+      `select id::text as id, array(select r->>1 from json_array_elements(records) r) as ids, array(select r->>5 from json_array_elements(records) r) as actions,
+         array(select r->>15 from json_array_elements(records) r) as hmacs, record_ids::text[] as record_ids, record_hmacs
+       from audit_event_batches where tenant_id = $1`, [tenant]));
+    await waitFor(async () => (await batches()).length === 2, 10_000, () => 'the create dispatched');
+    const all = await batches();
+    const reads = all.find((b) => b.actions.every((a) => a === 'read'))!;
+    const write = all.find((b) => b !== reads)!;
+    expect(reads.ids).toHaveLength(3);
+    expect(write.actions).toEqual(['create']);
+    for (const b of all) {
+      // The copy the sealer reads (migration 0013) is the records' ids and HMACs, in their order.
+      expect(b.record_ids).toEqual(b.ids);
+      expect(b.record_hmacs).toEqual(b.hmacs);
+    }
+    return { tenant, batch: reads.id, reads: [...reads.ids].sort(), created: write.ids[0]! };
   }
   async function sealed(tenant: string): Promise<void> {
     await waitFor(async () => {
@@ -267,7 +292,7 @@ describe.each(storageModes())('audit verification of batched read records on %s'
     }, 10_000, () => 'all four records sealed');
   }
   /** As flushedBatch, and sealed. */
-  async function batchedTenant(): Promise<{ tenant: string; reads: string[] }> {
+  async function batchedTenant(): Promise<Flushed> {
     const b = await flushedBatch();
     await sealed(b.tenant);
     expect(await verify(b.tenant)).toMatchObject({ ok: true, sealed: 4 });
@@ -283,46 +308,52 @@ describe.each(storageModes())('audit verification of batched read records on %s'
   });
 
   it('a field of a record inside a batch changed: altered, naming the record', async () => {
-    const { tenant, reads } = await batchedTenant();
+    const { tenant, batch, reads } = await batchedTenant();
     const id = reads[1]!;
-    await tamper(srv.deps.db, `update audit_event_batches set records = jsonb_set(records::jsonb, array[${indexOf(id)}::text, '3'], '"someone-else"')::json where tenant_id = '${tenant}'`);
+    await tamper(srv.deps.db, `update audit_event_batches set records = jsonb_set(records::jsonb, array[${indexOf(id)}::text, '3'], '"someone-else"')::json where tenant_id = '${tenant}' and id = '${batch}'`);
     expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'altered', eventId: id });
   });
 
   it('a record removed from a batch: removed, naming it', async () => {
-    const { tenant, reads } = await batchedTenant();
+    const { tenant, batch, reads } = await batchedTenant();
     const id = reads[2]!;
-    await tamper(srv.deps.db, `update audit_event_batches set records = (records::jsonb - ${indexOf(id)}::int)::json where tenant_id = '${tenant}'`);
+    await tamper(srv.deps.db, `update audit_event_batches set records = (records::jsonb - ${indexOf(id)}::int)::json where tenant_id = '${tenant}' and id = '${batch}'`);
     expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'removed', eventId: id });
   });
 
   it('a forged record added to a batch: inserted, naming it', async () => {
-    const { tenant, reads } = await batchedTenant();
+    const { tenant, batch, reads } = await batchedTenant();
     const forged = randomUUID();
     await tamper(srv.deps.db, `update audit_event_batches set records = (records::jsonb || jsonb_build_array(
-      jsonb_set(jsonb_set(records::jsonb->0, '{1}', '"${forged}"'), '{15}', '"Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5"')))::json where tenant_id = '${tenant}'`);
+      jsonb_set(jsonb_set(records::jsonb->0, '{1}', '"${forged}"'), '{15}', '"Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5"')))::json where tenant_id = '${tenant}' and id = '${batch}'`);
     expect(reads).not.toContain(forged);
     expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'inserted', eventId: forged });
   });
 
   it('a batch row written before its id and HMAC arrays existed is sealed from its records and verifies', async () => {
-    const { tenant } = await flushedBatch();
-    await tamper(srv.deps.db, `update audit_event_batches set record_ids = null, record_hmacs = null where tenant_id = '${tenant}'`);
+    const { tenant, batch } = await flushedBatch();
+    await tamper(srv.deps.db, `update audit_event_batches set record_ids = null, record_hmacs = null where tenant_id = '${tenant}' and id = '${batch}'`);
     await sealed(tenant);
     expect(await verify(tenant)).toMatchObject({ ok: true, sealed: 4, pending: 0 });
   });
 
   it('arrays changed before sealing are not believed: the seal built from them fails verification', async () => {
-    const { tenant } = await flushedBatch();
-    await tamper(srv.deps.db, `update audit_event_batches set record_hmacs[2] = 'Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5' where tenant_id = '${tenant}'`);
+    const { tenant, batch } = await flushedBatch();
+    await tamper(srv.deps.db, `update audit_event_batches set record_hmacs[2] = 'Zm9yZ2VkLWhtYWMtbWFkZS11cC1ieS1tYWxsb3J5' where tenant_id = '${tenant}' and id = '${batch}'`);
     await sealed(tenant);
-    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'altered', position: 1 });
+    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'altered' });
   });
 
   it('a whole batch deleted: removed, naming its first record', async () => {
-    const { tenant, reads } = await batchedTenant();
-    await tamper(srv.deps.db, `delete from audit_event_batches where tenant_id = '${tenant}'`);
+    const { tenant, batch, reads } = await batchedTenant();
+    await tamper(srv.deps.db, `delete from audit_event_batches where tenant_id = '${tenant}' and id = '${batch}'`);
     expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'removed', eventId: reads[0] });
+  });
+
+  it('a write\'s record, stored by the outbox dispatcher: sealed and verified like any other, and a change to it is caught', async () => {
+    const { tenant, created } = await batchedTenant();
+    await tamper(srv.deps.db, `update audit_event_batches set records = jsonb_set(records::jsonb, '{0,5}', '"read"')::json where tenant_id = '${tenant}' and id = '${created}'`);
+    expect(await verify(tenant)).toMatchObject({ ok: false, problem: 'altered', eventId: created });
   });
 });
 

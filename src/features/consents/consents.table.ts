@@ -15,7 +15,7 @@ export const consents = pgTable(
     actorRoles: text('actor_roles').array().notNull(),
     note: text('note'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull(),
-    /** Always NULL at rest: the change's audit record on its way to audit_events (migration 0005). */
+    /** Always NULL at rest: the change's audit record and event on their way to the outbox (shared/write-meta.ts, migrations 0008, 0014). */
     writeMeta: jsonb('write_meta'),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],

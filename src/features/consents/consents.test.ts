@@ -210,7 +210,7 @@ describe.each(storageModes())('consents on %s', (mode) => {
     // Before any flush of batched records: the change's record committed with the change.
     const changes = await query<Record<string, unknown>>(sql`
       select e.resource_type, e.resource_id, e.patient_id, e.outcome, e.actor_sub, e.detail, e.occurred_at = c.recorded_at as same_time
-      from audit_events e join consents c on c.id::text = e.resource_id
+      from audit_trail e join consents c on c.id::text = e.resource_id
       where e.action = 'consent' and e.patient_id = ${p} order by e.id`);
     expect(changes).toEqual([
       { resource_type: 'Consent', resource_id: a.id, patient_id: p, outcome: 'success', actor_sub: 'dr-admin', detail: { purpose: 'marketing', decision: 'granted' }, same_time: true },

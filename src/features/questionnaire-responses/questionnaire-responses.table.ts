@@ -17,7 +17,7 @@ export const questionnaireResponses = pgTable(
     amends: uuid('amends'),
     amendReason: text('amend_reason'),
     submittedAt: timestamp('submitted_at', { withTimezone: true }),
-    /** Always NULL at rest: a write's audit record on its way to audit_events (migration 0005). */
+    /** Always NULL at rest: the change's audit record and event on their way to the outbox (shared/write-meta.ts, migrations 0008, 0014). */
     writeMeta: jsonb('write_meta'),
   },
   (t) => [primaryKey({ columns: [t.tenantId, t.id] })],

@@ -1,9 +1,10 @@
 // What a write statement carries in its row's `write_meta` column (migration 0008): the change's
-// event and, for patient data, its audit record. The row's trigger moves both into outbox and
-// audit_events and clears the column, so the change, its audit record and its event commit
-// together — one statement, whichever transport or job made the change.
+// event and, for patient data, its signed audit record. The row's trigger moves both into the
+// outbox row and clears the column, so the change, its audit record and its event commit together
+// — one statement, whichever transport or job made the change; the dispatcher then stores the
+// record in the audit trail (migration 0014).
 import type { Ctx } from '../../context.js';
-import { asColumnsJson, type AuditEntry } from '../audit/audit-record.js';
+import type { AuditEntry } from '../audit/audit-record.js';
 
 export interface ChangeEvent {
   /** `<singular resource>.<created|updated|deleted>` (see features/events/events.ts). */
@@ -19,7 +20,7 @@ export function writeMeta(ctx: Ctx, at: Date, event: ChangeEvent, audit?: AuditE
   // event (migration 0011), so whatever the event causes can join that trace.
   const traceparent = ctx.trace?.traceparent;
   return {
-    ...(audit ? { audit: asColumnsJson(ctx.audit.sign(ctx, audit, at)) } : {}),
+    ...(audit ? { audit: ctx.audit.element(ctx, audit, at) } : {}),
     event: {
       type: event.type,
       patientId: event.patientId ?? null,
