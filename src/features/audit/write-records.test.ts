@@ -2,14 +2,18 @@
 // (migration 0014). Whichever of the two holds it, the trail shows it exactly once, exactly as
 // signed: searches, the access log, erasure's count and verify; the dispatcher's batches keep
 // outbox order and a batch's ten-minute span.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { patientInput } from '../../../test/helpers/factories.js';
 import { waitFor } from '../../../test/helpers/process.js';
 import { client } from '../../../test/helpers/http.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 import { rowsOf } from '../../platform/db/db.js';
+import { migrate } from '../../platform/db/migrate.js';
+import { createPostgresDb } from '../../platform/db/postgres.js';
+import { insertTenant } from '../tenants/tenants.service.js';
 import { dispatchOnce } from '../events/dispatcher.js';
 import { hmacMatches } from './audit-record.js';
 import { countForPatient, recordsByTxid, searchTrail } from './audit-trail.sql.js';
@@ -111,5 +115,55 @@ describe.each(storageModes())('write audit records through the outbox on %s', (m
     const counts = await srv.deps.db.read(tenant, async (q) =>
       rowsOf<{ n: number }>(await q.execute(sql`select record_count as n from audit_event_batches where tenant_id = ${tenant} order by first_id`)));
     expect(counts.map((c) => c.n)).toEqual([2, 1]);
+  });
+});
+
+// Row-level security is forced on audit_event_batches, for its owner too, and the dispatcher runs
+// as that owner with no tenant. A superuser owner (every other test) bypasses it; any other owner
+// needs migration 0014's policy, or no event would ever be dispatched again.
+describe.skipIf(!inject('postgresUrl'))('write audit records with a database owner that is not a superuser', () => {
+  const admin = inject('postgresUrl')!;
+  const suffix = randomBytes(4).toString('hex');
+  const owner = `carebase_owner_${suffix}`;
+  const database = `carebase_owned_${suffix}`;
+  const run = async (text: string) => {
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(text);
+    } finally {
+      await c.end();
+    }
+  };
+  afterAll(async () => {
+    await run(`drop database if exists ${database} with (force)`);
+    await run(`drop role if exists ${owner}`);
+  });
+
+  it('migrates, and the dispatcher stores a write\'s record in a batch of its tenant', async () => {
+    await run(`create role ${owner} login createrole nosuperuser nobypassrls`);
+    await run(`create database ${database} owner ${owner}`);
+    const url = new URL(admin);
+    url.username = owner;
+    url.password = '';
+    url.pathname = `/${database}`;
+    const db = await createPostgresDb({ url: url.toString(), poolSize: 2, connectTimeoutMs: 5000, statementTimeoutMs: 60_000 });
+    try {
+      await db.withOwner((s) => migrate(s));
+      const [me] = await db.withOwner((s) => s.query<{ su: boolean }>('select rolsuper as su from pg_roles where rolname = current_user'));
+      expect(me).toEqual({ su: false });
+      const tenant = 'owned';
+      await db.tx(tenant, (q) => insertTenant(q, tenant, tenant));
+      const id = randomUUID();
+      const element = JSON.stringify([tenant, id, new Date().toISOString(), 'writer', ['clinician'], 'update', 'Patient', null, null, 'success', 'r1', null, null, null, 'k1', 'aG1hYw']);
+      await db.autocommit(tenant, (q) => q.execute(sql`insert into outbox (tenant_id, type, resource_type, resource_id, version, occurred_at, audit)
+        values (${tenant}, 'patient.updated', 'patients', ${randomUUID()}, 2, now(), ${element}::json)`));
+      expect((await dispatchOnce(db, 500)).map((e) => e.type)).toEqual(['patient.updated']);
+      const batches = await db.read(tenant, async (q) =>
+        rowsOf<{ ids: string[] }>(await q.execute(sql`select record_ids::text[] as ids from audit_event_batches where tenant_id = ${tenant}`)));
+      expect(batches).toEqual([{ ids: [id] }]);
+    } finally {
+      await db.close();
+    }
   });
 });
