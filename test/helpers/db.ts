@@ -13,6 +13,19 @@ export async function rowsOf<T = Record<string, unknown>>(srv: TestServer, tenan
   return result.rows;
 }
 
+/** One statement on its own connection as the test PostgreSQL server's superuser (TEST_DATABASE_URL). */
+export async function asAdmin(text: string): Promise<void> {
+  const admin = inject('postgresUrl');
+  if (!admin) throw new Error('asAdmin needs TEST_DATABASE_URL');
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
+}
+
 export interface OwnDatabase {
   url: string;
   /** Applies the migrations (as `carebase migrate` would). */
@@ -29,16 +42,7 @@ export async function ownDatabase(): Promise<OwnDatabase> {
   const admin = inject('postgresUrl');
   if (!admin) throw new Error('ownDatabase needs TEST_DATABASE_URL');
   const name = `carebase_own_${randomBytes(5).toString('hex')}`;
-  const run = async (text: string) => {
-    const c = new pg.Client({ connectionString: admin });
-    await c.connect();
-    try {
-      await c.query(text);
-    } finally {
-      await c.end();
-    }
-  };
-  await run(`create database ${name}`);
+  await asAdmin(`create database ${name}`);
   const u = new URL(admin);
   u.pathname = `/${name}`;
   const url = u.toString();
@@ -52,6 +56,6 @@ export async function ownDatabase(): Promise<OwnDatabase> {
         await db.close();
       }
     },
-    drop: () => run(`drop database if exists ${name} with (force)`),
+    drop: () => asAdmin(`drop database if exists ${name} with (force)`),
   };
 }

@@ -4,10 +4,10 @@
 // outbox order and a batch's ten-minute span.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { patientInput } from '../../../test/helpers/factories.js';
 import { waitFor } from '../../../test/helpers/process.js';
+import { asAdmin } from '../../../test/helpers/db.js';
 import { client } from '../../../test/helpers/http.js';
 import { startServer, storageModes, type TestServer } from '../../../test/helpers/server.js';
 import { rowsOf } from '../../platform/db/db.js';
@@ -126,23 +126,14 @@ describe.skipIf(!inject('postgresUrl'))('write audit records with a database own
   const suffix = randomBytes(4).toString('hex');
   const owner = `carebase_owner_${suffix}`;
   const database = `carebase_owned_${suffix}`;
-  const run = async (text: string) => {
-    const c = new pg.Client({ connectionString: admin });
-    await c.connect();
-    try {
-      await c.query(text);
-    } finally {
-      await c.end();
-    }
-  };
   afterAll(async () => {
-    await run(`drop database if exists ${database} with (force)`);
-    await run(`drop role if exists ${owner}`);
+    await asAdmin(`drop database if exists ${database} with (force)`);
+    await asAdmin(`drop role if exists ${owner}`);
   });
 
   it('migrates, and the dispatcher stores a write\'s record in a batch of its tenant', async () => {
-    await run(`create role ${owner} login createrole nosuperuser nobypassrls`);
-    await run(`create database ${database} owner ${owner}`);
+    await asAdmin(`create role ${owner} login createrole nosuperuser nobypassrls`);
+    await asAdmin(`create database ${database} owner ${owner}`);
     const url = new URL(admin);
     url.username = owner;
     url.password = '';
