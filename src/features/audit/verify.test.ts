@@ -261,6 +261,15 @@ describe.each(storageModes())('audit verification of batched read records on %s'
    * record another (its outbox row's, once dispatched); not sealed yet.
    */
   async function flushedBatch(): Promise<Flushed> {
+    // The reads land in one batch only if they fall within one flush interval (≤ 1 s); on a busy
+    // machine they may not, and then the setup is tried again with a fresh tenant.
+    for (let attempt = 1; ; attempt++) {
+      const flushed = await tryFlushedBatch();
+      if (flushed) return flushed;
+      if (attempt === 3) throw new Error('three reads never fell into one flush');
+    }
+  }
+  async function tryFlushedBatch(): Promise<Flushed | undefined> {
     const tenant = await srv.newTenant();
     const api = await clientAs(srv, tenant, 'clinician');
     const p = await api('POST', '/v1/patients', { body: patientInput() });
@@ -271,11 +280,14 @@ describe.each(storageModes())('audit verification of batched read records on %s'
       `select id::text as id, array(select r->>1 from json_array_elements(records) r) as ids, array(select r->>5 from json_array_elements(records) r) as actions,
          array(select r->>15 from json_array_elements(records) r) as hmacs, record_ids::text[] as record_ids, record_hmacs
        from audit_event_batches where tenant_id = $1`, [tenant]));
-    await waitFor(async () => (await batches()).length === 2, 10_000, () => 'the create dispatched');
+    await waitFor(async () => (await batches()).some((b) => b.actions.includes('create')), 10_000, () => 'the create dispatched');
     const all = await batches();
-    const reads = all.find((b) => b.actions.every((a) => a === 'read'))!;
+    const readBatches = all.filter((b) => b.actions.every((a) => a === 'read'));
+    expect(readBatches.flatMap((b) => b.ids)).toHaveLength(3);
+    if (readBatches.length > 1) return undefined;
+    const reads = readBatches[0]!;
     const write = all.find((b) => b !== reads)!;
-    expect(reads.ids).toHaveLength(3);
+    expect(all).toHaveLength(2);
     expect(write.actions).toEqual(['create']);
     for (const b of all) {
       // The copy the sealer reads (migration 0013) is the records' ids and HMACs, in their order.
