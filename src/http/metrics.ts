@@ -16,7 +16,7 @@ export function registerMetrics(app: FastifyInstance, deps: Deps): void {
   app.addHook('onResponse', (request, reply, done) => {
     const route = routeOf(request).url ?? 'unmatched';
     const status = reply.statusCode;
-    m.httpDuration.observe({ method: request.method, route, status: String(status) }, reply.elapsedTime / 1000);
+    m.httpDuration.observe(request.method, route, status, reply.elapsedTime / 1000);
     deps.performance.observe(request.method, route, status, reply.elapsedTime);
     if (status >= 400) m.httpErrors.inc({ code: request.errorCode ?? String(status) });
     if (request.errorCode === 'VERSION_CONFLICT') m.versionConflicts.inc();

@@ -19,9 +19,9 @@ async function app(sampled: boolean) {
   const ended: Ended[] = [];
   let closeListeners = -1;
   installTracing({
-    serverSpan(_name, _headers, attributes) {
+    serverSpan(_name, _headers, attributes, of) {
       if (!sampled) return undefined;
-      attributes();
+      attributes(of);
       return {
         trace: { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
         end: (n, a, failed) => void ended.push({ name: n, attributes: a, failed }),

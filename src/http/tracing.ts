@@ -19,6 +19,16 @@ const UNTRACED = /^\/(?:health\/(?:live|ready)|metrics)(?:[/?#]|$)/;
 const SERVER_SPAN = Symbol('carebase.serverSpan');
 type Traced = FastifyRequest & { [SERVER_SPAN]?: ServerSpan };
 
+/** A sampled request's span attributes at its start. */
+function attributesOf(request: FastifyRequest) {
+  return {
+    'http.request.method': request.method,
+    // The path holds resource ids (random UUIDs), never the query string (searches by name).
+    'url.path': request.url.replace(/[?#].*$/s, ''),
+    'url.scheme': request.protocol,
+  };
+}
+
 export function registerTracing(app: FastifyInstance): void {
   // Declared on every request, set only on sampled ones: a property added to some requests and
   // not others would give requests two shapes, and every function that touches one slows down.
@@ -37,12 +47,7 @@ export function registerTracing(app: FastifyInstance): void {
   };
   app.addHook('onRequest', (request: Traced, _reply, done) => {
     if (tracingEnabled() && !UNTRACED.test(request.url)) {
-      const span = startServerSpan(request.method, request.headers, () => ({
-        'http.request.method': request.method,
-        // The path holds resource ids (random UUIDs), never the query string (searches by name).
-        'url.path': request.url.replace(/[?#].*$/s, ''),
-        'url.scheme': request.protocol,
-      }));
+      const span = startServerSpan(request.method, request.headers, attributesOf, request);
       if (span) {
         request[SERVER_SPAN] = span;
         request.trace = span.trace;

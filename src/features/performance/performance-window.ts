@@ -19,7 +19,8 @@ interface RouteStats {
 
 interface Bucket {
   start: number;
-  routes: Map<string, RouteStats>;
+  /** route → method → stats: found without building a key string per request. */
+  routes: Map<string, Map<string, RouteStats>>;
   /** Cumulative cache counts when the bucket opened. */
   cache: { hits: number; misses: number };
   pool: { samples: number; inUse: number; size: number; maxWaiting: number };
@@ -112,10 +113,11 @@ export function createPerformanceWindow(o: PerformanceWindowOptions): Performanc
 
   return {
     observe(method, route, status, ms) {
-      const key = `${method} ${route}`;
       const routes = current().routes;
-      let s = routes.get(key);
-      if (!s) routes.set(key, (s = { count: 0, serverErrors: 0, clientErrors: 0, sumMs: 0, bins: new Uint32Array(BOUNDS_MS.length + 1) }));
+      let byMethod = routes.get(route);
+      if (!byMethod) routes.set(route, (byMethod = new Map()));
+      let s = byMethod.get(method);
+      if (!s) byMethod.set(method, (s = { count: 0, serverErrors: 0, clientErrors: 0, sumMs: 0, bins: new Uint32Array(BOUNDS_MS.length + 1) }));
       s.count++;
       s.sumMs += ms;
       s.bins[binOf(ms)]!++;
@@ -137,14 +139,17 @@ export function createPerformanceWindow(o: PerformanceWindowOptions): Performanc
       const seconds = Math.max(1, (now() - first.start) / 1000);
       const merged = new Map<string, RouteStats>();
       for (const b of buckets) {
-        for (const [key, s] of b.routes) {
-          let m = merged.get(key);
-          if (!m) merged.set(key, (m = { count: 0, serverErrors: 0, clientErrors: 0, sumMs: 0, bins: new Uint32Array(BOUNDS_MS.length + 1) }));
-          m.count += s.count;
-          m.serverErrors += s.serverErrors;
-          m.clientErrors += s.clientErrors;
-          m.sumMs += s.sumMs;
-          for (let i = 0; i < s.bins.length; i++) m.bins[i]! += s.bins[i]!;
+        for (const [route, byMethod] of b.routes) {
+          for (const [method, s] of byMethod) {
+            const key = `${method} ${route}`;
+            let m = merged.get(key);
+            if (!m) merged.set(key, (m = { count: 0, serverErrors: 0, clientErrors: 0, sumMs: 0, bins: new Uint32Array(BOUNDS_MS.length + 1) }));
+            m.count += s.count;
+            m.serverErrors += s.serverErrors;
+            m.clientErrors += s.clientErrors;
+            m.sumMs += s.sumMs;
+            for (let i = 0; i < s.bins.length; i++) m.bins[i]! += s.bins[i]!;
+          }
         }
       }
       const routes: RouteReport[] = [...merged].map(([key, s]) => {

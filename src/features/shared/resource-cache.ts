@@ -84,12 +84,28 @@ const TOMBSTONE = spanAttributes('tombstone');
  * ids. The in-process cache (embedded mode) is not worth a span.
  */
 export function tracedResourceCache(rc: ResourceCache, kind: Cache['kind'], trace: TraceContext | undefined): ResourceCache {
-  if (!trace || kind !== 'redis') return rc;
-  return {
-    get: (tenantId, type, id) => inSpan(trace, 'cache.get', GET, () => rc.get(tenantId, type, id), 'client'),
-    put: (tenantId, type, resource) => inSpan(trace, 'cache.put', PUT, () => rc.put(tenantId, type, resource), 'client'),
-    tombstone: (tenantId, type, id, version) => inSpan(trace, 'cache.tombstone', TOMBSTONE, () => rc.tombstone(tenantId, type, id, version), 'client'),
-  };
+  return trace && kind === 'redis' ? new TracedResourceCache(rc, trace) : rc;
+}
+
+// A class, not an object of arrow functions: made per traced request, and tsx (esbuild's
+// keepNames) names each such arrow with Object.defineProperty as it is made.
+class TracedResourceCache implements ResourceCache {
+  constructor(
+    private readonly rc: ResourceCache,
+    private readonly trace: TraceContext,
+  ) {}
+
+  get<T>(tenantId: string, type: string, id: string): Promise<CacheLookup<T>> {
+    return inSpan(this.trace, 'cache.get', GET, () => this.rc.get<T>(tenantId, type, id), 'client');
+  }
+
+  put<T extends { id: string; version: number }>(tenantId: string, type: string, resource: T): Promise<void> {
+    return inSpan(this.trace, 'cache.put', PUT, () => this.rc.put(tenantId, type, resource), 'client');
+  }
+
+  tombstone(tenantId: string, type: string, id: string, version: number): Promise<void> {
+    return inSpan(this.trace, 'cache.tombstone', TOMBSTONE, () => this.rc.tombstone(tenantId, type, id, version), 'client');
+  }
 }
 
 /** For contexts without a cache (seeding, CLI): every lookup misses, writes are dropped. */

@@ -3,10 +3,11 @@
 //
 // Label values are bounded: route templates (never ids), methods, status codes, error codes.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { requestHistogram, type RequestHistogram } from './request-histogram.js';
 
 export interface Metrics {
   readonly registry: Registry;
-  readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly httpDuration: RequestHistogram;
   readonly httpErrors: Counter<'code'>;
   readonly versionConflicts: Counter;
   readonly idempotencyReplays: Counter;
@@ -28,13 +29,7 @@ export function createMetrics(): Metrics {
   const registers = [registry];
   return {
     registry,
-    httpDuration: new Histogram({
-      name: 'http_request_duration_seconds',
-      help: 'HTTP request duration by method, route template and status',
-      labelNames: ['method', 'route', 'status'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    }),
+    httpDuration: requestHistogram(registry, 'http_request_duration_seconds', 'HTTP request duration by method, route template and status', [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
     httpErrors: new Counter({ name: 'http_errors_total', help: 'Error responses by error code (the contract\'s code)', labelNames: ['code'], registers }),
     versionConflicts: new Counter({ name: 'version_conflicts_total', help: 'Writes refused because the resource changed since the If-Match version (412)', registers }),
     idempotencyReplays: new Counter({ name: 'idempotency_replays_total', help: 'Requests answered with the recorded response of an earlier one with the same Idempotency-Key', registers }),

@@ -4,13 +4,24 @@
 import type { Db } from '../db/db.js';
 import { inSpan, type TraceContext } from './tracing.js';
 
+type Operation = 'read' | 'autocommit' | 'tx';
+
+// Made once per driver and operation, not per traced request.
+const attributesOf = (driver: Db['kind'], operation: Operation) =>
+  ({ 'db.system.name': 'postgresql', 'db.system': 'postgresql', 'carebase.db.driver': driver, 'db.operation.name': operation }) as const;
+const ATTRIBUTES = {
+  pglite: { read: attributesOf('pglite', 'read'), autocommit: attributesOf('pglite', 'autocommit'), tx: attributesOf('pglite', 'tx') },
+  postgres: { read: attributesOf('postgres', 'read'), autocommit: attributesOf('postgres', 'autocommit'), tx: attributesOf('postgres', 'tx') },
+};
+
+function traced<K extends Operation>(db: Db, trace: TraceContext, operation: K): Db[K] {
+  const name = `db.${operation}`;
+  const attributes = ATTRIBUTES[db.kind][operation];
+  const run = db[operation] as (tenantId: string, fn: unknown) => Promise<unknown>;
+  return ((tenantId: string, fn: unknown) => inSpan(trace, name, attributes, () => run(tenantId, fn), 'client')) as Db[K];
+}
+
 export function tracedDb(db: Db, trace: TraceContext | undefined): Db {
   if (!trace) return db;
-  const traced = <K extends 'read' | 'autocommit' | 'tx'>(operation: K): Db[K] => {
-    const name = `db.${operation}`;
-    const attributes = { 'db.system.name': 'postgresql', 'db.system': 'postgresql', 'carebase.db.driver': db.kind, 'db.operation.name': operation } as const;
-    const run = db[operation] as (tenantId: string, fn: unknown) => Promise<unknown>;
-    return ((tenantId: string, fn: unknown) => inSpan(trace, name, attributes, () => run(tenantId, fn), 'client')) as Db[K];
-  };
-  return { ...db, read: traced('read'), autocommit: traced('autocommit'), tx: traced('tx') };
+  return { ...db, read: traced(db, trace, 'read'), autocommit: traced(db, trace, 'autocommit'), tx: traced(db, trace, 'tx') };
 }

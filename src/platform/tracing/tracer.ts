@@ -64,10 +64,10 @@ export async function startTracing(c: TracingConfig): Promise<void> {
   }
 
   installTracing({
-    serverSpan(name, headers, attributes) {
+    serverSpan(name, headers, attributes, of) {
       const parent = parentFor(headers);
       if (parent === undefined) return undefined;
-      const span = new RecordingSpan(name, SpanKind.SERVER, attributes(), parent ?? undefined);
+      const span = new RecordingSpan(name, SpanKind.SERVER, attributes(of), parent ?? undefined);
       return {
         trace: span,
         end(finalName, endAttributes, failed) {

@@ -31,10 +31,11 @@ export type SpanKindName = 'internal' | 'client';
 
 export interface TracingImpl {
   /**
-   * A SERVER span continuing the caller's `traceparent` in `headers`; undefined when not sampled
-   * (then `attributes` is not even called).
+   * A SERVER span continuing the caller's `traceparent` in `headers`, with `attributes(of)`;
+   * undefined when not sampled (then `attributes` is not even called). A function and its
+   * argument rather than a closure: a closure would be made for every request, sampled or not.
    */
-  serverSpan(name: string, headers: Readonly<Record<string, unknown>>, attributes: () => SpanAttributes): ServerSpan | undefined;
+  serverSpan<A>(name: string, headers: Readonly<Record<string, unknown>>, attributes: (of: A) => SpanAttributes, of: A): ServerSpan | undefined;
   /** A child span of `parent` (or, without one, the root of a new trace if it is sampled) around fn. */
   span<T>(parent: TraceContext | undefined, name: string, kind: SpanKindName, attributes: SpanAttributes, fn: (trace: TraceContext | undefined) => Promise<T>): Promise<T>;
   /** A CONSUMER span whose parent is the context in `carrier` (a new trace when it has none). */
@@ -52,8 +53,8 @@ export function installTracing(t: TracingImpl | undefined): void {
 export const tracingEnabled = (): boolean => impl !== undefined;
 
 /** Starts a request's SERVER span (undefined when tracing is off or the request is not sampled). */
-export function startServerSpan(name: string, headers: Readonly<Record<string, unknown>>, attributes: () => SpanAttributes): ServerSpan | undefined {
-  return impl?.serverSpan(name, headers, attributes);
+export function startServerSpan<A>(name: string, headers: Readonly<Record<string, unknown>>, attributes: (of: A) => SpanAttributes, of: A): ServerSpan | undefined {
+  return impl?.serverSpan(name, headers, attributes, of);
 }
 
 /**
