@@ -53,7 +53,7 @@ export interface RateLimitersOptions {
  * cost a cached read.
  */
 const MAX_CHUNK = 100;
-/** Keys remembered per instance for leases (oldest forgotten first). */
+/** Keys remembered per group and instance for leases (oldest forgotten first). */
 const MAX_LEASES = 10_000;
 
 function remember<V>(map: Map<string, V>, key: string, value: V): void {
@@ -113,51 +113,53 @@ export function createRateLimiters(o: RateLimitersOptions): RateLimiters {
   // key and instance, for one window. One take per key is in flight at a time (requests arriving
   // meanwhile wait for it, then spend its lease), so concurrent requests never take chunks they
   // cannot use.
-  const leases = new Map<string, { left: number; remaining: number; resetAt: number }>();
-  const taking = new Map<string, Promise<unknown>>();
+  // Per group, by key: no string is built per request to find a key's lease.
+  type Lease = { left: number; remaining: number; resetAt: number };
+  const perGroup = <V>() => Object.fromEntries(RATE_LIMIT_GROUPS.map((g) => [g, new Map<string, V>()])) as Record<RateLimitGroup, Map<string, V>>;
+  const leases = perGroup<Lease>();
+  const taking = perGroup<Promise<unknown>>();
+  const lastRemaining = perGroup<number>();
   const chunkOf = (group: RateLimitGroup) => Math.min(MAX_CHUNK, Math.max(1, Math.floor(o.limits[group].points / 100)));
-  const lastRemaining = new Map<string, number>();
 
-  /** A point of the lease `id`, if it has one left in its window. */
-  function spendLease(id: string, points: number, now: number): Verdict | undefined {
-    const lease = leases.get(id);
+  /** A point of `key`'s lease in `group`, if it has one left in its window. */
+  function spendLease(group: RateLimitGroup, key: string, now: number): Verdict | undefined {
+    const lease = leases[group].get(key);
     if (!lease || lease.left <= 0 || now >= lease.resetAt) return undefined;
     lease.left--;
-    return { allowed: true, limit: points, remaining: lease.remaining + lease.left, resetSeconds: Math.max(1, Math.ceil((lease.resetAt - now) / 1000)) };
+    return { allowed: true, limit: limiters[group].points, remaining: lease.remaining + lease.left, resetSeconds: Math.max(1, Math.ceil((lease.resetAt - now) / 1000)) };
   }
 
   function consumeLeased(group: RateLimitGroup, key: string): Verdict | undefined {
     if (!limiters[group].shared) return undefined;
-    const id = `${group}:${key}`;
-    return taking.has(id) ? undefined : spendLease(id, limiters[group].points, Date.now());
+    return taking[group].has(key) ? undefined : spendLease(group, key, Date.now());
   }
 
   async function consumeShared(group: RateLimitGroup, key: string, shared: RateLimiterAbstract): Promise<Verdict> {
     const points = limiters[group].points;
-    const id = `${group}:${key}`;
-    for (let pending = taking.get(id); pending; pending = taking.get(id)) await pending.catch(() => {});
+    const inFlight = taking[group];
+    for (let pending = inFlight.get(key); pending; pending = inFlight.get(key)) await pending.catch(() => {});
     const now = Date.now();
-    const spent = spendLease(id, points, now);
+    const spent = spendLease(group, key, now);
     if (spent) return spent;
-    leases.delete(id);
+    leases[group].delete(key);
     const chunk = chunkOf(group);
-    const take = chunk > 1 && (lastRemaining.get(id) ?? 0) > chunk ? chunk : 1;
+    const take = chunk > 1 && (lastRemaining[group].get(key) ?? 0) > chunk ? chunk : 1;
     let res: RateLimiterRes;
     const took = shared.consume(key, take);
-    taking.set(id, took);
+    inFlight.set(key, took);
     try {
       res = await took;
     } catch (err) {
-      taking.delete(id);
+      inFlight.delete(key);
       if (!(err instanceof RateLimiterRes) || take === 1) throw err;
       // Another instance spent the points meanwhile: give the chunk back and take just one.
       await shared.reward(key, take);
-      lastRemaining.delete(id);
+      lastRemaining[group].delete(key);
       return consumeShared(group, key, shared);
     }
-    taking.delete(id);
-    remember(lastRemaining, id, res.remainingPoints);
-    if (take > 1) remember(leases, id, { left: take - 1, remaining: res.remainingPoints, resetAt: now + res.msBeforeNext });
+    inFlight.delete(key);
+    remember(lastRemaining[group], key, res.remainingPoints);
+    if (take > 1) remember(leases[group], key, { left: take - 1, remaining: res.remainingPoints, resetAt: now + res.msBeforeNext });
     return { ...verdict(res, points, true), remaining: res.remainingPoints + take - 1 };
   }
 
