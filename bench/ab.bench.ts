@@ -32,8 +32,10 @@ const SCENARIO = arg('only') ?? 'get';
 const SCENARIOS = ['get', 'patch', 'draft', 'post'];
 if (!SCENARIOS.includes(SCENARIO)) throw new Error(`--only must be one of ${SCENARIOS.join(', ')}`);
 
+// K=V pairs separated by commas; a comma not followed by `NAME=` belongs to the value
+// (`CORS_ORIGINS=https://a,https://b`), which a plain split would have cut into a stray variable.
 const envOf = (spec: string | undefined): Record<string, string> =>
-  Object.fromEntries((spec ? spec.split(',') : []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  Object.fromEntries((spec ? spec.split(/,(?=[A-Za-z_][A-Za-z0-9_]*=)/) : []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 
 interface Side {
   name: 'A' | 'B';
