@@ -4,7 +4,7 @@
 // tombstone at its final version so a late writer of an older version cannot bring it back.
 // Failures are the cache adapter's to log and count: here they only mean "read from the database".
 import type { Cache } from '../../platform/cache/cache.js';
-import { inSpan, type TraceContext } from '../../platform/tracing/tracing.js';
+import { inSpan, tracingEnabled, type TraceContext } from '../../platform/tracing/tracing.js';
 import { rememberVersion } from './recent-versions.js';
 
 export type CacheLookup<T> = { hit: true; value: T | null } | { hit: false };
@@ -79,32 +79,37 @@ const PUT = spanAttributes('put');
 const TOMBSTONE = spanAttributes('tombstone');
 
 /**
- * The cache as a traced request sees it when it is Redis: each lookup and write-through a CLIENT
- * span (`cache.get`, `cache.put`, `cache.tombstone`) naming no key — keys hold tenant and resource
- * ids. The in-process cache (embedded mode) is not worth a span.
+ * The cache as a request sees it when it is Redis and tracing is on: for a traced request, each
+ * lookup and write-through a CLIENT span (`cache.get`, `cache.put`, `cache.tombstone`) naming no
+ * key — keys hold tenant and resource ids. Every request gets one then, traced or not, as with the
+ * Db (platform/tracing/traced-db.ts says why). The in-process cache (embedded mode) is not worth a
+ * span.
  */
 export function tracedResourceCache(rc: ResourceCache, kind: Cache['kind'], trace: TraceContext | undefined): ResourceCache {
-  return trace && kind === 'redis' ? new TracedResourceCache(rc, trace) : rc;
+  return kind === 'redis' && tracingEnabled() ? new TracedResourceCache(rc, trace) : rc;
 }
 
-// A class, not an object of arrow functions: made per traced request, and tsx (esbuild's
-// keepNames) names each such arrow with Object.defineProperty as it is made.
+// A class, not an object of arrow functions: made per request, and tsx (esbuild's keepNames)
+// names each such arrow with Object.defineProperty as it is made.
 class TracedResourceCache implements ResourceCache {
   constructor(
     private readonly rc: ResourceCache,
-    private readonly trace: TraceContext,
+    private readonly trace: TraceContext | undefined,
   ) {}
 
   get<T>(tenantId: string, type: string, id: string): Promise<CacheLookup<T>> {
-    return inSpan(this.trace, 'cache.get', GET, () => this.rc.get<T>(tenantId, type, id), 'client');
+    const { rc, trace } = this;
+    return trace ? inSpan(trace, 'cache.get', GET, () => rc.get<T>(tenantId, type, id), 'client') : rc.get<T>(tenantId, type, id);
   }
 
   put<T extends { id: string; version: number }>(tenantId: string, type: string, resource: T): Promise<void> {
-    return inSpan(this.trace, 'cache.put', PUT, () => this.rc.put(tenantId, type, resource), 'client');
+    const { rc, trace } = this;
+    return trace ? inSpan(trace, 'cache.put', PUT, () => rc.put(tenantId, type, resource), 'client') : rc.put(tenantId, type, resource);
   }
 
   tombstone(tenantId: string, type: string, id: string, version: number): Promise<void> {
-    return inSpan(this.trace, 'cache.tombstone', TOMBSTONE, () => this.rc.tombstone(tenantId, type, id, version), 'client');
+    const { rc, trace } = this;
+    return trace ? inSpan(trace, 'cache.tombstone', TOMBSTONE, () => rc.tombstone(tenantId, type, id, version), 'client') : rc.tombstone(tenantId, type, id, version);
   }
 }
 
